@@ -1,0 +1,35 @@
+"""nada: text-driven domain adaptation of StyleGAN2 generators.
+
+The public API is small and imported lazily, so ``import nada`` stays cheap and a
+command that never touches CLIP never imports ``transformers``.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_API = {
+    "Generator": "nada.generators.stylegan2",
+    "GeneratorConfig": "nada.generators.stylegan2",
+    "load_generator": "nada.generators.checkpoints",
+    "save_generator": "nada.generators.checkpoints",
+    "CheckpointError": "nada.generators.checkpoints",
+}
+
+__all__ = sorted(_API) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nada' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
