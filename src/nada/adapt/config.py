@@ -1,0 +1,115 @@
+"""``AdaptConfig``: every option of an adaptation run, serialisable to YAML so a run can be reproduced."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._io import atomic_write_text
+from ..guidance.config import GuidanceConfig
+from .layers import LAYER_GROUPS, SCOPES
+
+# The built-in world: a 64-px generator trained on photo renders and two small CLIPs.
+BUILTIN_GENERATOR = "toy"
+BUILTIN_CLIPS = ["toy-clip-p16", "toy-clip-p8"]
+# The paper's pair for real generators.
+PAPER_CLIPS = ["ViT-B/32", "ViT-B/16"]
+
+
+class AdaptConfigError(ValueError):
+    pass
+
+
+@dataclass
+class AdaptConfig:
+    generator: str = BUILTIN_GENERATOR
+    iters: int = 200
+    batch: int = 4
+    lr: float = 0.002  # Adam with StyleGAN2's betas
+    beta1: float = 0.0
+    beta2: float = 0.99
+    train_truncation: float = 1.0  # truncation of the latents the loss sees
+    sample_truncation: float = 0.7  # truncation of the pictures shown to the user
+    mixing: float = 0.0  # style-mixing probability for training latents
+    seed: int = 0
+
+    layers: Any = "adaptive"  # "adaptive", a group (all/texture/shape/no-fine) or a list of W+ rows
+    layer_scope: str = "full"  # full | conv | affine
+    auto_layer_k: int = 6
+    auto_layer_iters: int = 1
+    auto_layer_batch: int = 8
+    auto_layer_lr: float = 0.01
+    auto_layer_interval: int = 1  # 1 = re-select every step (the paper); N = every N steps
+    auto_layer_falloff: int = 0  # shrink k by one every N steps (0 = never)
+    auto_layer_min_k: int = 1
+
+    sample_every: int = 50
+    save_every: int = 100
+    n_samples: int = 8
+    device: str = "cpu"
+    export_rosinality: bool = False
+
+    guidance: GuidanceConfig = field(default_factory=lambda: GuidanceConfig(clip=list(BUILTIN_CLIPS), target_text=None))
+
+    def __post_init__(self) -> None:
+        if isinstance(self.guidance, dict):
+            self.guidance = GuidanceConfig.from_dict(self.guidance)
+        self.check()
+
+    def check(self) -> None:
+        def positive(name: str, allow_zero: bool = False) -> None:
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 or (v == 0 and not allow_zero):
+                raise AdaptConfigError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {v!r}")
+
+        for name in ("iters", "batch", "lr", "auto_layer_k", "auto_layer_iters", "auto_layer_batch", "auto_layer_interval",
+                     "auto_layer_min_k", "n_samples"):
+            positive(name)
+        for name in ("sample_every", "save_every", "auto_layer_falloff", "auto_layer_lr"):
+            positive(name, allow_zero=True)
+        if not 0 <= self.mixing <= 1:
+            raise AdaptConfigError(f"mixing must be a probability in [0, 1], got {self.mixing}")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise AdaptConfigError(f"Adam betas must lie in [0, 1), got ({self.beta1}, {self.beta2})")
+        if self.layer_scope not in SCOPES:
+            raise AdaptConfigError(f"layer_scope must be one of {', '.join(SCOPES)}, got {self.layer_scope!r}")
+        if isinstance(self.layers, str) and self.layers not in LAYER_GROUPS and not all(
+                t.strip().isdigit() for t in self.layers.split(",") if t.strip()):
+            raise AdaptConfigError(f"layers must be one of {', '.join(LAYER_GROUPS)} or row indices like '0,1,4', got {self.layers!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "guidance"}
+        if isinstance(d["layers"], tuple):
+            d["layers"] = list(d["layers"])
+        d["guidance"] = self.guidance.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "AdaptConfig":
+        if not isinstance(data, dict):
+            raise AdaptConfigError(f"an adaptation config must be a mapping, got {type(data).__name__}")
+        valid = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - valid)
+        if unknown:
+            raise AdaptConfigError(f"unknown config key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(sorted(valid))}")
+        return cls(**data)
+
+    def save(self, path: str | os.PathLike) -> None:
+        import yaml
+
+        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "AdaptConfig":
+        import yaml
+
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise AdaptConfigError(f"cannot read config '{path}': {exc.strerror or exc}") from exc
+        except yaml.YAMLError as exc:
+            raise AdaptConfigError(f"config '{path}' is not valid YAML: {' '.join(str(exc).split())}") from exc
+        return cls.from_dict(data or {})

@@ -1,0 +1,354 @@
+"""The adaptation loop: twin generators, CLIP guidance, layer freezing, pictures, resume.
+
+``G_frozen`` and ``G_train`` start as identical copies. Both read the same W (the frozen
+mapping network), so their latent spaces stay aligned; only synthesis parameters of
+``G_train`` ever change, and only those of the layers chosen for the current step.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .._io import atomic_path, atomic_write_text
+from ..generators.stylegan2 import Generator
+from ..imaging import save_grid
+from .config import AdaptConfig
+from .layers import (
+    apply_freeze,
+    parameter_names,
+    parse_layers,
+    scheduled_k,
+    select_rows_adaptive,
+)
+from .state import STATE_FILE, load_state, save_state
+
+FINISHED_MARKER = "metrics.json"
+
+
+class AdaptError(RuntimeError):
+    """A run that cannot start or cannot go on; the message says why and what to do."""
+
+
+@dataclass
+class AdaptResult:
+    generator: Generator
+    out_dir: Path | None
+    metrics: dict[str, Any]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise AdaptError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+    return dev
+
+
+def check_out_dir(out: Path, overwrite: bool, resume: bool) -> None:
+    """Refuse to clobber a finished run, or to restart an unfinished one by accident."""
+    if resume:
+        if not (out / STATE_FILE).exists():
+            raise AdaptError(f"--resume {out}: no saved training state ({STATE_FILE}) there")
+        return
+    if not out.exists() or overwrite:
+        return
+    if (out / FINISHED_MARKER).exists():
+        raise AdaptError(f"{out} already holds a finished run; pass --overwrite to replace it or choose another --out")
+    if (out / STATE_FILE).exists():
+        raise AdaptError(f"{out} holds an unfinished run; continue it with --resume {out}, or pass --overwrite to start again")
+
+
+class Adapter:
+    """One adaptation run. Build it, then call :meth:`run`.
+
+    ``generator``/``guidance`` may be passed in ready-made (Python API, tests); otherwise
+    they are loaded from the config. Everything that can fail on bad input (loading,
+    text directions) happens in the constructor, before anything is written.
+    """
+
+    def __init__(self, config: AdaptConfig, out_dir: str | Path | None = None, *, generator: Generator | None = None,
+                 guidance: Any = None, overwrite: bool = False, resume: bool = False, progress: bool = True,
+                 log: Callable[[str], None] = print):
+        self.cfg = config
+        self.out = Path(out_dir) if out_dir is not None else None
+        self.progress = progress
+        self.log = log
+        if self.out is not None:
+            check_out_dir(self.out, overwrite, resume)
+        self.overwrite, self.resume = overwrite, resume
+        self.device = resolve_device(config.device)
+
+        # --- generators
+        if generator is None:
+            from ..generators.checkpoints import load_generator
+
+            generator = load_generator(config.generator, device=self.device)
+        base = generator.to(self.device)
+        if not base.w_avg_ready:
+            base.compute_w_avg()
+        self.G_frozen = copy.deepcopy(base).eval().requires_grad_(False)
+        self.G_train = copy.deepcopy(base).train()
+        self.G_train.set_w_avg(self.G_frozen.w_avg)
+        self.G_train.requires_grad_(False)  # apply_freeze decides what trains
+
+        # --- guidance
+        if guidance is None:
+            from ..guidance.guidance import Guidance
+
+            guidance = Guidance(config.guidance, device=self.device)
+        self.guidance = guidance
+        self.gen = torch.Generator().manual_seed(config.seed)  # training latents
+        self.info = self.guidance.prepare(frozen_sampler=self._frozen_sampler(config.seed + 7))
+
+        # --- which weights train
+        self.layer_mode = parse_layers(config.layers, self.G_train.num_ws)
+        self.rows: list[int] = [] if self.layer_mode == "adaptive" else list(self.layer_mode)
+        synth = [p for _, p in self.G_train.synthesis_parameters()]
+        self.opt = torch.optim.Adam(synth, lr=config.lr, betas=(config.beta1, config.beta2))
+        weight_params = list(self.guidance.parameters())
+        self.opt_weights = torch.optim.Adam(weight_params, lr=config.lr) if weight_params else None
+        if self.rows:
+            self._set_rows(self.rows)
+
+        self.step = 0
+        self.history: list[dict[str, Any]] = []
+        self.selections: list[dict[str, Any]] = []
+        self.elapsed = 0.0
+        sample_gen = torch.Generator().manual_seed(config.seed + 12345)
+        self.sample_z = torch.randn(config.n_samples, self.G_train.z_dim, generator=sample_gen).to(self.device)
+        self._sample_frozen: torch.Tensor | None = None
+
+    # ------------------------------------------------------------------ helpers
+
+    def _frozen_sampler(self, seed: int) -> Callable[[int], torch.Tensor]:
+        def sample(n: int) -> torch.Tensor:
+            z = torch.randn(n, self.G_frozen.z_dim, generator=torch.Generator().manual_seed(seed)).to(self.device)
+            with torch.no_grad():
+                return self.G_frozen(z, truncation_psi=self.cfg.train_truncation, noise_mode="const")
+        return sample
+
+    def _latents(self, n: int, mixing: float) -> torch.Tensor:
+        z = torch.randn(2, n, self.G_frozen.z_dim, generator=self.gen).to(self.device)
+        with torch.no_grad():
+            ws = self.G_frozen.mapping(z[0], truncation_psi=self.cfg.train_truncation)
+            if mixing > 0 and torch.rand((), generator=self.gen).item() < mixing:
+                cut = int(torch.randint(1, self.G_frozen.num_ws, (), generator=self.gen))
+                ws2 = self.G_frozen.mapping(z[1], truncation_psi=self.cfg.train_truncation)
+                ws = torch.cat([ws[:, :cut], ws2[:, cut:]], dim=1)
+        return ws
+
+    def _set_rows(self, rows: list[int]) -> None:
+        self.rows = sorted(rows)
+        apply_freeze(self.G_train, parameter_names(self.G_train, self.rows, self.cfg.layer_scope), self.opt)
+
+    def _maybe_select(self) -> None:
+        cfg = self.cfg
+        if self.layer_mode != "adaptive" or self.step % cfg.auto_layer_interval != 0:
+            return
+        k = scheduled_k(self.step, cfg.auto_layer_k, cfg.auto_layer_falloff, cfg.auto_layer_min_k)
+        ws = self._latents(cfg.auto_layer_batch, 0.0)
+        sel = select_rows_adaptive(self.G_train, ws, self.guidance.global_loss, k, cfg.auto_layer_iters, cfg.auto_layer_lr)
+        self._set_rows(sel.rows)
+        self.selections.append({"step": self.step, "k": k, "rows": sel.rows, "scores": [float(f"{s:.4g}") for s in sel.scores]})
+
+    # ------------------------------------------------------------------ one step
+
+    def train_step(self) -> dict[str, float]:
+        self._maybe_select()
+        ws = self._latents(self.cfg.batch, self.cfg.mixing)
+        with torch.no_grad():
+            img_frozen = self.G_frozen.synthesis(ws, noise_mode="const")
+        img_train = self.G_train.synthesis(ws, noise_mode="const")
+        loss, info = self.guidance.loss(img_train, img_frozen)
+        if not torch.isfinite(loss):
+            terms = ", ".join(f"{k}={v:.4g}" for k, v in info.items())
+            where = f"; the last good state is in {self.out / STATE_FILE}" if self.out and (self.out / STATE_FILE).exists() else ""
+            raise AdaptError(f"loss became non-finite at step {self.step} ({terms}){where}; try a lower --lr")
+        self.opt.zero_grad(set_to_none=True)
+        if self.opt_weights is not None:
+            self.opt_weights.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        if self.opt_weights is not None:
+            self.opt_weights.step()
+        self.step += 1
+        return info
+
+    # ------------------------------------------------------------------ outputs
+
+    @torch.no_grad()
+    def sample_grid(self) -> torch.Tensor:
+        """Frozen samples (top row) over trained samples (bottom row), fixed latents."""
+        ws = self.G_frozen.mapping(self.sample_z, truncation_psi=self.cfg.sample_truncation)
+        if self._sample_frozen is None:
+            self._sample_frozen = self.G_frozen.synthesis(ws, noise_mode="const")
+        trained = self.G_train.synthesis(ws, noise_mode="const")
+        return torch.cat([self._sample_frozen, trained]).clamp(-1, 1)
+
+    def _upscale(self) -> int:
+        return max(1, 256 // self.G_train.resolution)
+
+    def write_samples(self) -> None:
+        if self.out is None:
+            return
+        save_grid(self.sample_grid(), self.out / "samples" / f"step_{self.step:06d}.png", nrow=self.cfg.n_samples, upscale=self._upscale())
+
+    def metrics(self, finished: bool) -> dict[str, Any]:
+        return {
+            "finished": finished,
+            "steps": self.step,
+            "wall_time_s": round(self.elapsed, 3),
+            "source_text": self.info.get("source_text"),
+            "target": self.info.get("target"),
+            "history": self.history,
+            "layer_selections": self.selections,
+            "trained_rows": self.rows,
+        }
+
+    def save_state(self) -> None:
+        if self.out is None:
+            return
+        save_state(self.out / STATE_FILE, self)
+
+    def load_state(self) -> None:
+        load_state(self.out / STATE_FILE, self)
+
+    def _write_final(self) -> None:
+        from ..generators.checkpoints import save_generator
+
+        out = self.out
+        save_generator(self.G_train, out / "generator.safetensors")
+        if self.cfg.export_rosinality:
+            from ..generators.checkpoints import export_rosinality
+
+            export_rosinality(self.G_train, out / "generator_rosinality.pt")
+        save_grid(self.sample_grid(), out / "final.png", nrow=self.cfg.n_samples, upscale=self._upscale())
+        plot_losses(self.history, out / "loss.png")
+        # metrics.json last: its presence marks the run finished
+        atomic_write_text(out / "metrics.json", json.dumps(self.metrics(finished=True), indent=1))
+
+    # ------------------------------------------------------------------ loop
+
+    def run(self) -> AdaptResult:
+        cfg = self.cfg
+        if self.out is not None:
+            if self.resume:
+                self.load_state()
+                self.log(f"resumed {self.out} at step {self.step}/{cfg.iters}")
+            else:
+                if self.overwrite and self.out.exists():
+                    for name in ("samples", STATE_FILE, "metrics.json", "generator.safetensors", "final.png", "loss.png",
+                                 "generator_rosinality.pt"):
+                        p = self.out / name
+                        shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+                self.out.mkdir(parents=True, exist_ok=True)
+                cfg.save(self.out / "config.yaml")
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=cfg.iters, initial=self.step, desc="adapt", unit="it", dynamic_ncols=True)
+        t_start = time.perf_counter() - self.elapsed
+        try:
+            if self.step == 0 and cfg.sample_every > 0:
+                self.write_samples()
+            while self.step < cfg.iters:
+                info = self.train_step()
+                self.elapsed = time.perf_counter() - t_start
+                self.history.append({"step": self.step, **{k: float(f"{v:.6g}") for k, v in info.items()},
+                                     "time_s": round(self.elapsed, 3)})
+                if bar is not None:
+                    bar.update(1)
+                    post = {k: f"{v:.4f}" for k, v in info.items() if k in ("total", "direction", "global", "l2")}
+                    post["rows"] = ",".join(map(str, self.rows))
+                    bar.set_postfix(post, refresh=False)
+                if cfg.sample_every and self.step % cfg.sample_every == 0:
+                    self.write_samples()
+                if cfg.save_every and self.step % cfg.save_every == 0 and self.step < cfg.iters:
+                    self.save_state()
+        except KeyboardInterrupt:
+            # between steps the state is consistent: keep it so --resume continues from here
+            if self.out is not None:
+                self.save_state()
+                self.log(f"\ninterrupted at step {self.step}; continue with: nada adapt --resume {self.out}")
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        if self.out is not None:
+            self.save_state()
+            self._write_final()
+        return AdaptResult(self.G_train, self.out, self.metrics(finished=True), self.info)
+
+
+def plot_losses(history: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in (history[0] if history else {}) if k not in ("step", "time_s") and not k.startswith("weight_")]
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    steps = [h["step"] for h in history]
+    for k in keys:
+        ax.plot(steps, [h[k] for h in history], label=k, linewidth=1.2)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title("adaptation losses")
+    if keys:
+        ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def adapt(source: str | None = None, target: str | None = None, out: str | Path | None = None, *,
+          config: AdaptConfig | None = None, generator: Generator | str | None = None, clip: list[str] | None = None,
+          overwrite: bool = False, resume: bool = False, progress: bool = True, **options: Any) -> AdaptResult:
+    """Adapt a generator from ``source`` to ``target`` text and return the trained copy.
+
+    ``options`` are :class:`AdaptConfig` fields (``iters``, ``batch``, ``layers``...) or
+    :class:`GuidanceConfig` fields (``lambda_global``, ``clip_augment``...). With ``out``
+    the run writes samples, checkpoints and final outputs there.
+    """
+    import dataclasses
+
+    from ..guidance.config import GuidanceConfig
+
+    cfg = copy.deepcopy(config) if config is not None else AdaptConfig()
+    gfields = {f.name for f in dataclasses.fields(GuidanceConfig)}
+    afields = {f.name for f in dataclasses.fields(AdaptConfig)}
+    g = cfg.guidance.to_dict()
+    a = {k: v for k, v in cfg.to_dict().items() if k != "guidance"}
+    if source is not None:
+        g["source_text"] = source
+    if target is not None:
+        g["target_text"] = target
+    if clip is not None:
+        g["clip"] = list(clip)
+    for k, v in options.items():
+        if k in afields:
+            a[k] = v
+        elif k in gfields:
+            g[k] = v
+        else:
+            raise TypeError(f"adapt() got an unknown option {k!r}")
+    G = None
+    if isinstance(generator, Generator):
+        G = generator
+    elif generator is not None:
+        a["generator"] = str(generator)
+    cfg = AdaptConfig.from_dict({**a, "guidance": g})
+    return Adapter(cfg, out, generator=G, overwrite=overwrite, resume=resume, progress=progress).run()

@@ -1,0 +1,412 @@
+"""CLIP models from Hugging Face ``transformers`` behind one small interface.
+
+Images are preprocessed in torch (resize, centre crop, CLIP mean/std) rather than by the
+library's PIL/NumPy image processor, so the embedding is differentiable with respect to
+the generator's pixels. The steps and their parameters follow the model's own
+``preprocessor_config.json``, so an image already at the input size gets exactly the
+embedding that ``CLIPModel.get_image_features`` gives on the processor's output.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..imaging import resize as _resize
+from .errors import ClipLoadError
+
+__all__ = [
+    "CLIP_ALIASES",
+    "ClipLoadError",
+    "ClipModel",
+    "ImagePreprocessing",
+    "OPENAI_CLIP_MEAN",
+    "OPENAI_CLIP_STD",
+    "hub_offline",
+    "load_clip",
+    "resolve_clip_name",
+]
+
+# The reference implementation names models the way OpenAI's `clip` package does.
+CLIP_ALIASES = {
+    "ViT-B/32": "openai/clip-vit-base-patch32",
+    "ViT-B/16": "openai/clip-vit-base-patch16",
+    "ViT-L/14": "openai/clip-vit-large-patch14",
+    "ViT-L/14@336px": "openai/clip-vit-large-patch14-336",
+}
+
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def resolve_clip_name(name: str) -> str:
+    """Map a reference-style alias (``ViT-B/32``) to its hub id; other names pass through."""
+    return CLIP_ALIASES.get(name.strip(), name.strip())
+
+
+def hub_offline() -> bool:
+    """True when the Hugging Face hub must not be contacted.
+
+    Read from the environment at call time as well, because ``huggingface_hub`` reads
+    ``HF_HUB_OFFLINE`` only once, at import.
+    """
+    truthy = {"1", "true", "yes", "on"}
+    if any(os.environ.get(v, "").strip().lower() in truthy for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
+        return True
+    try:
+        from huggingface_hub import constants
+
+        return bool(constants.HF_HUB_OFFLINE)
+    except Exception:  # pragma: no cover - very old huggingface_hub
+        return False
+
+
+@dataclass(frozen=True)
+class ImagePreprocessing:
+    """CLIP's image pipeline, in torch: resize, centre crop, [0, 1] range, mean/std.
+
+    ``shortest_edge`` resizes so the shorter side has that length (aspect kept, the longer
+    side truncated to an integer as the library does); ``resize_hw`` resizes to an exact
+    (height, width) instead. Resampling is bicubic with antialiasing, torch's counterpart
+    of PIL's bicubic filter that the library uses.
+    """
+
+    crop_hw: tuple[int, int]
+    shortest_edge: int | None = None
+    resize_hw: tuple[int, int] | None = None
+    do_resize: bool = True
+    do_center_crop: bool = True
+    do_normalize: bool = True
+    mean: tuple[float, float, float] = OPENAI_CLIP_MEAN
+    std: tuple[float, float, float] = OPENAI_CLIP_STD
+
+    @classmethod
+    def default(cls, image_size: int) -> "ImagePreprocessing":
+        return cls(crop_hw=(image_size, image_size), shortest_edge=image_size)
+
+    @classmethod
+    def from_processor_config(cls, cfg: dict[str, Any], image_size: int) -> "ImagePreprocessing":
+        """Read the fields of a ``preprocessor_config.json``; absent fields take CLIP's defaults."""
+
+        def hw(value: Any, what: str) -> tuple[int, int]:
+            if isinstance(value, int):
+                return (value, value)
+            if isinstance(value, dict) and "height" in value and "width" in value:
+                return (int(value["height"]), int(value["width"]))
+            raise ClipLoadError(f"preprocessor_config.json: cannot read {what}={value!r}")
+
+        size = cfg.get("size", image_size)
+        shortest = resize_hw = None
+        # An int size meant "shortest edge" in CLIP's original feature extractor.
+        if isinstance(size, int):
+            shortest = size
+        elif isinstance(size, dict) and "shortest_edge" in size:
+            shortest = int(size["shortest_edge"])
+        else:
+            resize_hw = hw(size, "size")
+        crop = hw(cfg.get("crop_size", image_size), "crop_size")
+        mean = tuple(float(v) for v in cfg.get("image_mean", OPENAI_CLIP_MEAN))
+        std = tuple(float(v) for v in cfg.get("image_std", OPENAI_CLIP_STD))
+        if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+            raise ClipLoadError(f"preprocessor_config.json: need 3 means and 3 positive stds, got {mean} / {std}")
+        return cls(
+            crop_hw=crop,
+            shortest_edge=shortest,
+            resize_hw=resize_hw,
+            do_resize=bool(cfg.get("do_resize", True)),
+            do_center_crop=bool(cfg.get("do_center_crop", True)),
+            do_normalize=bool(cfg.get("do_normalize", True)),
+            mean=mean,  # type: ignore[arg-type]
+            std=std,  # type: ignore[arg-type]
+        )
+
+    def output_hw(self, height: int, width: int) -> tuple[int, int]:
+        """Size of the pixel values produced for an input of ``height`` x ``width``."""
+        if self.do_center_crop:
+            return self.crop_hw
+        return self._resized_hw(height, width)
+
+    def _resized_hw(self, height: int, width: int) -> tuple[int, int]:
+        if not self.do_resize:
+            return (height, width)
+        if self.resize_hw is not None:
+            return self.resize_hw
+        assert self.shortest_edge is not None
+        s = self.shortest_edge
+        if height <= width:
+            return (s, int(s * width / height))
+        return (int(s * height / width), s)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) in [-1, 1] -> (N, 3, h, w) CLIP pixel values (float32, differentiable)."""
+        x = (images.float() + 1.0) * 0.5  # the processor's rescale: pixels in [0, 1]
+        h, w = x.shape[-2:]
+        rh, rw = self._resized_hw(h, w)
+        if (rh, rw) != (h, w):
+            x = _resize(x, (rh, rw), antialias=True)
+        if self.do_center_crop:
+            x = _center_crop(x, self.crop_hw)
+        if self.do_normalize:
+            mean = x.new_tensor(self.mean).view(1, 3, 1, 1)
+            std = x.new_tensor(self.std).view(1, 3, 1, 1)
+            x = (x - mean) / std
+        return x
+
+
+def _center_crop(x: torch.Tensor, crop_hw: tuple[int, int]) -> torch.Tensor:
+    """Crop the centre (offsets rounded down, as the library does); zero-pad if too small."""
+    ch, cw = crop_hw
+    h, w = x.shape[-2:]
+    if h < ch or w < cw:
+        # The library pads with black (0 in [0, 1] space) around the image, centred.
+        top, left = (max(ch - h, 0) + 1) // 2, (max(cw - w, 0) + 1) // 2
+        x = F.pad(x, (left, max(cw - w, 0) - left, top, max(ch - h, 0) - top))
+        h, w = x.shape[-2:]
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return x[..., top : top + ch, left : left + cw]
+
+
+def _embedding(out: Any) -> torch.Tensor:
+    """Projected features from ``get_*_features``: a tensor in transformers 4.x, a ModelOutput in 5.x."""
+    if isinstance(out, torch.Tensor):
+        return out
+    pooled = getattr(out, "pooler_output", None)
+    if isinstance(pooled, torch.Tensor):
+        return pooled
+    raise TypeError(f"unexpected CLIP feature output of type {type(out).__name__}")
+
+
+class ClipModel:
+    """A frozen CLIP: differentiable ``encode_images`` and cached ``encode_texts``.
+
+    Both return L2-normalised float32 embeddings, whatever dtype the model runs in.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any = None, preprocessing: ImagePreprocessing | None = None, name: str = "clip"):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        vision = model.config.vision_config
+        self.preprocessing = preprocessing or ImagePreprocessing.default(vision.image_size)
+        if self.preprocessing.output_hw(vision.image_size, vision.image_size) != (vision.image_size, vision.image_size):
+            raise ClipLoadError(
+                f"{name}: preprocessing produces {self.preprocessing.output_hw(vision.image_size, vision.image_size)} "
+                f"pixels but the vision model expects {vision.image_size}x{vision.image_size}"
+            )
+        model.eval()
+        model.requires_grad_(False)
+        self._text_cache: dict[str, torch.Tensor] = {}
+
+    def __repr__(self) -> str:
+        return f"ClipModel({self.name!r}, input_size={self.input_size}, device={self.device}, dtype={self.dtype})"
+
+    @property
+    def input_size(self) -> int:
+        return int(self.model.config.vision_config.image_size)
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.model.config.projection_dim)
+
+    @property
+    def num_vision_layers(self) -> int:
+        return int(self.model.config.vision_config.num_hidden_layers)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | str | None = None) -> "ClipModel":
+        dev = torch.device(device) if device is not None else self.device
+        dt = _resolve_dtype(dtype, dev) if dtype is not None else self.dtype
+        self.model.to(device=dev, dtype=dt)
+        self._text_cache.clear()
+        return self
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"{self.name}: expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
+        return self.preprocessing(images.to(self.device)).to(self.dtype)
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) in [-1, 1], any size -> (N, D) unit embeddings; gradients reach ``images``."""
+        out = self.model.get_image_features(pixel_values=self.preprocess(images))
+        return F.normalize(_embedding(out).float(), dim=-1)
+
+    def encode_images_with_hidden(
+        self, images: torch.Tensor, layers: Sequence[int]
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Embeddings plus the vision tower's hidden states at ``layers``.
+
+        Index 0 is the token embedding, index ``i`` the output of encoder layer ``i``;
+        negative indices count from the last layer. Each hidden state is (N, T, C) float32,
+        class token first.
+        """
+        n_states = self.num_vision_layers + 1
+        for i in layers:
+            if not -n_states <= i < n_states:
+                raise ValueError(f"{self.name}: hidden layer {i} out of range for a {self.num_vision_layers}-layer vision tower")
+        out = self.model.vision_model(pixel_values=self.preprocess(images), output_hidden_states=True)
+        emb = self.model.visual_projection(out.pooler_output)
+        hidden = [out.hidden_states[i].float() for i in layers]
+        return F.normalize(emb.float(), dim=-1), hidden
+
+    @torch.no_grad()
+    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        """(len(texts), D) unit embeddings, computed once per distinct string and cached."""
+        if isinstance(texts, str):
+            texts = [texts]
+        if len(texts) == 0:
+            raise ValueError(f"{self.name}: encode_texts needs at least one text")
+        if self.tokenizer is None:
+            raise ValueError(f"{self.name}: this CLIP was built without a tokenizer, so it cannot encode text")
+        missing = list(dict.fromkeys(t for t in texts if t not in self._text_cache))
+        if missing:
+            max_len = int(self.model.config.text_config.max_position_embeddings)
+            tok_max = getattr(self.tokenizer, "model_max_length", max_len) or max_len
+            batch = self.tokenizer(
+                missing, padding=True, truncation=True, max_length=min(max_len, int(tok_max)), return_tensors="pt"
+            )
+            out = self.model.get_text_features(
+                input_ids=batch["input_ids"].to(self.device), attention_mask=batch["attention_mask"].to(self.device)
+            )
+            emb = F.normalize(_embedding(out).float(), dim=-1)
+            for text, e in zip(missing, emb):
+                self._text_cache[text] = e
+        return torch.stack([self._text_cache[t] for t in texts])
+
+
+def _resolve_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, str):
+        names = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+                 "half": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+        if dtype.lower() not in names:
+            raise ValueError(f"unknown CLIP dtype {dtype!r}; use float32, float16 or bfloat16")
+        dtype = names[dtype.lower()]
+    if dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise ValueError(f"unsupported CLIP dtype {dtype}; use float32, float16 or bfloat16")
+    if dtype == torch.float16 and device.type != "cuda":
+        raise ValueError("float16 CLIP needs a CUDA device; use float32 (or bfloat16) on CPU")
+    return dtype
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    return bool(_HUB_ID.match(name)) and not name.startswith((".", "~"))
+
+
+def _missing_model_message(name: str, repo: str, offline: bool, reason: str) -> str:
+    where = "is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading it" if offline else (
+        "is not in the local Hugging Face cache and could not be downloaded"
+    )
+    alias = f" ({name})" if name != repo else ""
+    return (
+        f"CLIP model '{repo}'{alias} {where} [{reason}]. "
+        f"On a machine with network run `hf download {repo}` (older huggingface_hub: `huggingface-cli download {repo}`) "
+        f"and copy its cache directory (~/.cache/huggingface/hub, or $HF_HOME/hub) to this machine, "
+        f"or save it there with CLIPModel.from_pretrained('{repo}').save_pretrained(DIR) plus the tokenizer and "
+        f"preprocessor_config.json, and pass DIR instead of the name."
+    )
+
+
+def _short_reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}"
+
+
+def _load_parts(source: str, local_only: bool, cache_dir: str | None) -> tuple[Any, Any, dict | None]:
+    from transformers import AutoTokenizer, CLIPModel
+
+    kwargs: dict[str, Any] = {"local_files_only": local_only}
+    if cache_dir is not None:
+        kwargs["cache_dir"] = cache_dir
+    model = CLIPModel.from_pretrained(source, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    return model, tokenizer, _read_processor_config(source, local_only, cache_dir)
+
+
+def _read_processor_config(source: str, local_only: bool, cache_dir: str | None) -> dict | None:
+    path = Path(source) / "preprocessor_config.json"
+    if not Path(source).is_dir():
+        try:
+            from huggingface_hub import hf_hub_download
+
+            path = Path(hf_hub_download(source, "preprocessor_config.json", cache_dir=cache_dir, local_files_only=local_only))
+        except Exception:
+            return None  # optional: CLIP's defaults apply
+    if not path.is_file():
+        return None
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ClipLoadError(f"cannot read {path}: {_short_reason(exc)}") from exc
+    if not isinstance(cfg, dict):
+        raise ClipLoadError(f"{path} is not a JSON object")
+    return cfg
+
+
+def load_clip(
+    name_or_path: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> ClipModel:
+    """Load a frozen CLIP by hub id, reference alias (``ViT-B/32``) or local directory.
+
+    The local cache is tried first, so a cached model never touches the network; the hub
+    is contacted only when the model is missing and ``HF_HUB_OFFLINE`` is not set. Any
+    failure raises one :class:`ClipLoadError` that says what to download and how.
+    ``dtype`` may be float16 on CUDA only.
+    """
+    name = str(name_or_path)
+    repo = resolve_clip_name(name)
+    dev = torch.device(device)
+    dt = _resolve_dtype(dtype, dev)
+    cache = str(cache_dir) if cache_dir is not None else None
+    local = Path(repo).expanduser()
+
+    if local.is_dir():
+        try:
+            model, tokenizer, proc_cfg = _load_parts(str(local), True, cache)
+        except ClipLoadError:
+            raise
+        except Exception as exc:
+            raise ClipLoadError(
+                f"'{local}' is not a loadable CLIP model directory (it needs config.json, the weights, the tokenizer "
+                f"files and optionally preprocessor_config.json) [{_short_reason(exc)}]"
+            ) from exc
+    elif not _looks_like_hub_id(repo):
+        raise ClipLoadError(f"CLIP model directory '{repo}' does not exist (and it is not a hub id like 'owner/name')")
+    else:
+        offline = hub_offline()
+        try:
+            model, tokenizer, proc_cfg = _load_parts(repo, True, cache)
+        except ClipLoadError:
+            raise
+        except Exception as exc:
+            if offline:
+                raise ClipLoadError(_missing_model_message(name, repo, True, _short_reason(exc))) from exc
+            try:
+                model, tokenizer, proc_cfg = _load_parts(repo, False, cache)
+            except ClipLoadError:
+                raise
+            except Exception as exc2:
+                raise ClipLoadError(_missing_model_message(name, repo, False, _short_reason(exc2))) from exc2
+
+    image_size = int(model.config.vision_config.image_size)
+    pre = ImagePreprocessing.from_processor_config(proc_cfg, image_size) if proc_cfg else ImagePreprocessing.default(image_size)
+    model.to(device=dev, dtype=dt)
+    return ClipModel(model, tokenizer, pre, name=name)

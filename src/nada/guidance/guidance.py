@@ -1,0 +1,334 @@
+"""``Guidance``: the object the training engine calls once per step.
+
+Built from a :class:`GuidanceConfig` and one or more CLIP models, it works out the
+targets once (:meth:`Guidance.prepare`: text or image-folder directions, automatic
+source text, part directions, style Gram matrices) and then scores pairs of images from
+the trained and the frozen generator (:meth:`Guidance.loss`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn as nn
+
+from . import losses as L
+from .augment import DifferentiableAugment, average_views, crop_patches, sample_patch_boxes
+from .config import LOSS_TERMS, GuidanceConfig
+from .directions import (
+    IMAGE_SUFFIXES,
+    check_direction,
+    domain_text_embedding,
+    load_image_folder,
+    mean_image_embedding,
+    select_source_text,
+)
+from .ensemble import ClipEnsemble
+from .errors import GuidanceError
+from .templates import PART_TEMPLATES
+
+__all__ = ["ClipTarget", "Guidance"]
+
+FrozenSampler = Callable[[int], torch.Tensor]
+
+
+@dataclass
+class ClipTarget:
+    """What one CLIP model steers towards, computed once by :meth:`Guidance.prepare`."""
+
+    direction: torch.Tensor  # (D,) non-zero: target minus source embedding
+    target: torch.Tensor  # (D,) unit target embedding (global loss)
+    source: torch.Tensor  # (D,) unit source embedding
+    source_target_cos: float  # cos(source, target), the angle the angle loss reproduces
+    part_directions: torch.Tensor | None = None  # (K, D) for the patch loss
+    texture_layers: list[int] | None = None
+    style_grams: list[torch.Tensor] | None = None  # (C, C) per texture layer
+
+
+class Guidance:
+    """CLIP guidance for one adaptation run.
+
+    ``clips``: a :class:`ClipEnsemble`, one ``ClipModel``, a list of them (equal weights),
+    or None to load ``config.clip``. ``perceptual``: a network mapping images in [-1, 1] to
+    a feature map or a list of them, required when ``lambda_perceptual > 0``.
+    """
+
+    def __init__(
+        self,
+        config: GuidanceConfig,
+        clips: ClipEnsemble | Any | Sequence[Any] | None = None,
+        device: str | torch.device | None = None,
+        perceptual: Callable[[torch.Tensor], torch.Tensor | Sequence[torch.Tensor]] | None = None,
+    ):
+        config.check_ready()
+        self.config = config
+        if clips is None:
+            clips = ClipEnsemble.from_specs(config.clip, device=device or "cpu", dtype=config.clip_dtype)
+        elif not isinstance(clips, ClipEnsemble):
+            clips = ClipEnsemble(list(clips) if isinstance(clips, (list, tuple)) else [clips])
+        self.clips: ClipEnsemble = clips
+        self.device = torch.device(device) if device is not None else clips.models[0].device
+        if config.lambda_perceptual > 0 and perceptual is None:
+            raise GuidanceError("lambda_perceptual > 0 needs a perceptual network: pass perceptual=... to Guidance")
+        if isinstance(perceptual, nn.Module):
+            perceptual.eval().requires_grad_(False)
+        self.perceptual = perceptual
+        self.augment = DifferentiableAugment(config.clip_augment) if config.clip_augment > 0 else None
+        self._aug_gen = torch.Generator(device=self.device).manual_seed(config.seed)
+        self._patch_gen = torch.Generator().manual_seed(config.seed + 1)
+        self.terms = config.active_terms()
+        self.weighting: L.LearnedLossWeights | None = None
+        if config.learned_weights:
+            init = {t: getattr(config, LOSS_TERMS[t]) for t in self.terms}
+            self.weighting = L.LearnedLossWeights(self.terms, init).to(self.device)
+        self.source_text: str | None = config.source_text
+        self.targets: list[ClipTarget] | None = None
+        self.info: dict[str, Any] = {}
+
+    # -- setup --------------------------------------------------------------------------------
+    @property
+    def prepared(self) -> bool:
+        return self.targets is not None
+
+    def parameters(self) -> list[nn.Parameter]:
+        """Trainable parameters of the guidance itself (the learned loss weights), for the optimiser."""
+        return list(self.weighting.parameters()) if self.weighting is not None else []
+
+    def _templates(self):
+        cfg = self.config
+        return cfg.templates, cfg.use_templates
+
+    def prepare(self, frozen_sampler: FrozenSampler | None = None) -> dict[str, Any]:
+        """Compute every target once; call before training.
+
+        ``frozen_sampler(n)`` must return ``n`` images (N, 3, H, W) in [-1, 1] from the
+        frozen generator; it is needed for ``auto_source`` and ``target_image_dir``.
+        Raises :class:`ZeroDirectionError` when source and target coincide for a model.
+        Returns a summary (chosen source text, candidate scores, direction norms).
+        """
+        cfg = self.config
+        templates, use_templates = self._templates()
+        samples = None
+        if cfg.auto_source or cfg.target_image_dir is not None:
+            if frozen_sampler is None:
+                why = "auto_source" if cfg.auto_source else "target_image_dir"
+                raise GuidanceError(f"{why} needs frozen generator samples: call prepare(frozen_sampler=fn), fn(n) -> images")
+            with torch.no_grad():
+                samples = frozen_sampler(cfg.source_samples)
+            if not isinstance(samples, torch.Tensor) or samples.ndim != 4 or samples.shape[1] != 3:
+                raise GuidanceError("frozen_sampler(n) must return an (n, 3, H, W) image tensor")
+            samples = samples.detach()
+
+        info: dict[str, Any] = {}
+        source = cfg.source_text
+        if cfg.auto_source:
+            candidates = list(cfg.source_candidates)
+            if source is not None and source not in candidates:
+                candidates.append(source)
+            source, scores = select_source_text(self.clips, samples, candidates, templates, use_templates)
+            info["source_scores"] = scores
+        self.source_text = source
+        info["source_text"] = source
+        info["target"] = cfg.target_text if cfg.target_text is not None else cfg.target_image_dir
+
+        target_images = load_image_folder(cfg.target_image_dir) if cfg.target_image_dir is not None else None
+        style_images = None
+        if cfg.lambda_texture > 0:
+            style_images = _load_style_images(cfg.style_images) if cfg.style_images is not None else target_images
+
+        targets = []
+        for clip in self.clips.models:
+            if target_images is None:
+                tgt = domain_text_embedding(clip, cfg.target_text, templates, use_templates)
+                src = domain_text_embedding(clip, source, templates, use_templates)
+                what = f"{clip.name}: source {source!r} -> target {cfg.target_text!r}"
+            else:
+                tgt = mean_image_embedding(clip, target_images)
+                src = mean_image_embedding(clip, samples)
+                what = f"{clip.name}: target images vs frozen generator samples"
+            direction = check_direction(tgt - src, what)
+            t = ClipTarget(direction=direction, target=tgt, source=src, source_target_cos=float(tgt @ src))
+            if cfg.lambda_patch > 0:
+                t.part_directions = self._part_directions(clip, source, t)
+            if style_images is not None:
+                t.texture_layers = self._texture_layers(clip)
+                t.style_grams = _style_grams(clip, style_images, t.texture_layers)
+            targets.append(t)
+        self.targets = targets
+        info["direction_norm"] = {c.name: float(t.direction.norm()) for c, t in zip(self.clips.models, targets)}
+        self.info = info
+        return info
+
+    def _part_directions(self, clip, source: str | None, t: ClipTarget) -> torch.Tensor:
+        cfg = self.config
+        if cfg.target_text is None:
+            return L.unit(t.direction).unsqueeze(0)  # image target: one direction for every patch
+        parts = cfg.part_templates if cfg.part_templates is not None else PART_TEMPLATES
+        dirs = []
+        for tpl in parts:
+            d = domain_text_embedding(clip, cfg.target_text, [tpl]) - domain_text_embedding(clip, source, [tpl])
+            dirs.append(L.unit(check_direction(d, f"{clip.name}: part template {tpl!r}")))
+        return torch.stack(dirs)
+
+    def _texture_layers(self, clip) -> list[int]:
+        layers = self.config.texture_layers
+        n = clip.num_vision_layers
+        if layers is None:
+            layers = sorted({max(1, n // 2), n})
+        for i in layers:
+            if not -(n + 1) <= i <= n:
+                raise GuidanceError(f"{clip.name}: texture layer {i} out of range (hidden states 0..{n})")
+        return list(layers)
+
+    # -- per step -------------------------------------------------------------------------------
+    def _require_prepared(self) -> list[ClipTarget]:
+        if self.targets is None:
+            cfg = self.config
+            if cfg.auto_source or cfg.target_image_dir is not None:
+                raise GuidanceError("call Guidance.prepare(frozen_sampler=...) before computing losses")
+            self.prepare()
+        assert self.targets is not None
+        return self.targets
+
+    def sample_augmentation(self, images: torch.Tensor):
+        """Augmentation parameters for a batch shaped like ``images`` (None when augmentation is off)."""
+        if self.augment is None:
+            return None
+        n, _, h, w = images.shape
+        return self.augment.sample(n, h, w, generator=self._aug_gen, device=images.device)
+
+    def embed(self, clip, images: torch.Tensor, params=None) -> torch.Tensor:
+        """Unit image embeddings, averaged over augmented views when ``params`` is given."""
+        if params is None:
+            return clip.encode_images(images)
+        return average_views(clip.encode_images(self.augment.apply(images, params)), params.n_views)
+
+    def encode_pair(self, img_train: torch.Tensor, img_frozen: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per model, embeddings of both images under one shared augmentation draw."""
+        params = self.sample_augmentation(img_train)
+        out = []
+        for clip in self.clips.models:
+            e_train = self.embed(clip, img_train, params)
+            with torch.no_grad():
+                e_frozen = self.embed(clip, img_frozen, params)
+            out.append((e_train, e_frozen))
+        return out
+
+    def loss(self, img_train: torch.Tensor, img_frozen: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Total loss for a batch of (trained, frozen) image pairs made from the same latents.
+
+        Images are (N, 3, H, W) in [-1, 1]. Gradients flow into ``img_train`` only. The
+        dict holds each active term's unweighted value (ensemble-weighted over CLIPs),
+        ``total``, and with learned weighting ``weight_<term>``.
+        """
+        targets = self._require_prepared()
+        if img_train.ndim != 4 or img_train.shape != img_frozen.shape:
+            raise ValueError(
+                f"loss needs two image batches of the same (N, 3, H, W) shape, got {tuple(img_train.shape)} and {tuple(img_frozen.shape)}"
+            )
+        cfg = self.config
+        active = set(self.terms)
+        terms: dict[str, torch.Tensor] = {}
+
+        def add(name: str, value: torch.Tensor, weight: float = 1.0) -> None:
+            terms[name] = terms[name] + weight * value if name in terms else weight * value
+
+        if active & {"direction", "global", "angle", "manifold"}:
+            for (e_tr, e_fr), t, w in zip(self.encode_pair(img_train, img_frozen), targets, self.clips.weights):
+                if "direction" in active:
+                    add("direction", L.directional_loss(e_tr, e_fr, t.direction), w)
+                if "global" in active:
+                    add("global", L.global_loss(e_tr, t.target), w)
+                if "angle" in active:
+                    add("angle", L.clip_angle_loss(e_tr, e_fr, t.source_target_cos), w)
+                if "manifold" in active:
+                    add("manifold", L.manifold_consistency_loss(e_tr, e_fr), w)
+        if "patch" in active:
+            n, _, h, wd = img_train.shape
+            boxes, side = sample_patch_boxes(n, cfg.patch_count, h, wd, cfg.patch_size, self._patch_gen)
+            p_train, p_frozen = crop_patches(img_train, boxes, side), crop_patches(img_frozen, boxes, side)
+            for clip, t, w in zip(self.clips.models, targets, self.clips.weights):
+                e_tr = clip.encode_images(p_train)
+                with torch.no_grad():
+                    e_fr = clip.encode_images(p_frozen)
+                add("patch", L.patch_directional_loss(e_tr, e_fr, t.part_directions), w)
+        if "texture" in active:
+            for clip, t, w in zip(self.clips.models, targets, self.clips.weights):
+                _, hidden = clip.encode_images_with_hidden(img_train, t.texture_layers)
+                add("texture", L.texture_loss([h[:, 1:] for h in hidden], t.style_grams), w)
+        if "l2" in active:
+            add("l2", L.l2_loss(img_train, img_frozen.detach()))
+        if "perceptual" in active:
+            feats_train = _as_list(self.perceptual(img_train))
+            with torch.no_grad():
+                feats_frozen = _as_list(self.perceptual(img_frozen))
+            add("perceptual", L.perceptual_loss(feats_train, feats_frozen))
+
+        if self.weighting is not None:
+            total = self.weighting(terms)
+        else:
+            total = sum(getattr(cfg, LOSS_TERMS[name]) * value for name, value in terms.items())
+        info = {name: float(value.detach()) for name, value in terms.items()}
+        info["total"] = float(total.detach())
+        if self.weighting is not None:
+            info.update({f"weight_{k}": v for k, v in self.weighting.weights().items()})
+        return total, info
+
+    def global_loss(self, images: torch.Tensor) -> torch.Tensor:
+        """``sum_k w_k mean_n [1 - cos(E_I^k(image_n), target_k)]``, differentiable in ``images``.
+
+        Used by adaptive layer selection, which optimises latents towards the target.
+        """
+        targets = self._require_prepared()
+        params = self.sample_augmentation(images)
+        values = [L.global_loss(self.embed(clip, images, params), t.target) for clip, t in zip(self.clips.models, targets)]
+        return self.clips.weighted(values)  # type: ignore[return-value]
+
+    # -- checkpointing -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Learned weights and random-number state, so a resumed run continues identically."""
+        return {
+            "weighting": self.weighting.state_dict() if self.weighting is not None else None,
+            "aug_rng": self._aug_gen.get_state(),
+            "patch_rng": self._patch_gen.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if (state.get("weighting") is None) != (self.weighting is None):
+            raise GuidanceError("guidance state and config disagree about learned_weights")
+        if self.weighting is not None:
+            self.weighting.load_state_dict(state["weighting"])
+        self._aug_gen.set_state(state["aug_rng"])
+        self._patch_gen.set_state(state["patch_rng"])
+
+
+def _as_list(feats: torch.Tensor | Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    return [feats] if isinstance(feats, torch.Tensor) else list(feats)
+
+
+def _load_style_images(path: str) -> list[torch.Tensor]:
+    from ..imaging import load_image
+
+    p = Path(path)
+    if p.is_dir():
+        return load_image_folder(p)
+    if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+        try:
+            return [load_image(p)]
+        except OSError as exc:
+            raise GuidanceError(f"cannot read style image '{p}': {exc}") from exc
+    raise GuidanceError(f"style image(s) '{p}' not found (an image file or a folder of images)")
+
+
+@torch.no_grad()
+def _style_grams(clip, images: Sequence[torch.Tensor], layers: Sequence[int]) -> list[torch.Tensor]:
+    """Mean Gram matrix per layer over the style images (class token left out)."""
+    sums: list[torch.Tensor] | None = None
+    for img in images:
+        _, hidden = clip.encode_images_with_hidden(img.unsqueeze(0), layers)
+        grams = [L.gram_matrix(h[:, 1:])[0] for h in hidden]
+        sums = grams if sums is None else [s + g for s, g in zip(sums, grams)]
+    assert sums is not None
+    return [s / len(images) for s in sums]

@@ -1,0 +1,189 @@
+"""CLIP backend: preprocessing parity with transformers' processor, text encoding, freezing, loading errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from nada.guidance.clip import (
+    ClipLoadError,
+    ImagePreprocessing,
+    _embedding,
+    load_clip,
+    resolve_clip_name,
+)
+from nada.guidance.testing import make_tiny_clip
+from nada.imaging import from_uint8
+
+torch.set_num_threads(1)
+
+MEAN = (0.5, 0.4, 0.3)  # not CLIP's: proves the values are read from preprocessor_config.json
+STD = (0.2, 0.25, 0.3)
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory):
+    return make_tiny_clip(tmp_path_factory.mktemp("tinyclip"), patch_size=8, image_size=32, seed=3, image_mean=MEAN, image_std=STD)
+
+
+@pytest.fixture(scope="module")
+def clip(clip_dir):
+    return load_clip(clip_dir)
+
+
+def _processor(clip_dir):
+    # CLIPImageProcessor falls back to its PIL/NumPy backend when torchvision is absent.
+    try:
+        from transformers import CLIPImageProcessor
+
+        return CLIPImageProcessor.from_pretrained(clip_dir)
+    except ImportError:  # pragma: no cover - depends on the transformers build
+        from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+        return CLIPImageProcessorPil.from_pretrained(clip_dir)
+
+
+def _reference(clip, processor, arrays):
+    pv = processor(images=[Image.fromarray(a) for a in arrays], return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        ref = F.normalize(_embedding(clip.model.get_image_features(pixel_values=pv)).float(), dim=-1)
+    return pv, ref
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (32, 49), (47, 32)])  # odd margins test the crop rounding
+def test_encode_images_matches_processor_and_get_image_features(clip, clip_dir, shape):
+    rng = np.random.default_rng(0)
+    arrays = rng.integers(0, 256, size=(3, *shape, 3), dtype=np.uint8)
+    pv, ref = _reference(clip, _processor(clip_dir), arrays)
+    images = from_uint8(arrays)
+    ours_pv = clip.preprocess(images)
+    assert ours_pv.shape == pv.shape == (3, 3, 32, 32)
+    assert torch.allclose(ours_pv, pv.float(), atol=1e-5)
+    with torch.no_grad():
+        ours = clip.encode_images(images)
+    assert torch.allclose(ours, ref, atol=1e-4)
+    assert torch.allclose(ours.norm(dim=-1), torch.ones(3), atol=1e-5)
+
+
+def test_encode_images_resized_input_close_to_processor(clip, clip_dir):
+    # Different resampling code (PIL on uint8 vs torch in float) -> close, not identical.
+    rng = np.random.default_rng(1)
+    small = rng.integers(0, 256, size=(2, 8, 8, 3), dtype=np.uint8)
+    arrays = np.repeat(np.repeat(small, 8, axis=1), 8, axis=2)  # smooth-ish 64x64 images
+    pv, ref = _reference(clip, _processor(clip_dir), arrays)
+    images = from_uint8(arrays)
+    assert (clip.preprocess(images) - pv).abs().mean() < 0.05
+    with torch.no_grad():
+        cos = (clip.encode_images(images) * ref).sum(-1)
+    assert cos.min() > 0.99
+
+
+def test_preprocessing_reads_processor_config_variants():
+    p = ImagePreprocessing.from_processor_config({"size": 40, "crop_size": 32}, image_size=32)
+    assert p.shortest_edge == 40 and p.crop_hw == (32, 32)
+    assert p.output_hw(50, 80) == (32, 32)
+    assert p._resized_hw(50, 80) == (40, 64)  # shorter side -> 40, longer truncated: int(40 * 80 / 50)
+    p2 = ImagePreprocessing.from_processor_config({"size": {"height": 32, "width": 32}, "do_center_crop": False}, 32)
+    assert p2.resize_hw == (32, 32) and p2.output_hw(50, 80) == (32, 32)
+    with pytest.raises(ClipLoadError, match="3 means"):
+        ImagePreprocessing.from_processor_config({"image_mean": [0.5, 0.5]}, 32)
+
+
+def test_centre_crop_pads_small_images_like_the_library():
+    p = ImagePreprocessing(crop_hw=(4, 4), do_resize=False, do_normalize=False)
+    img = torch.ones(1, 3, 2, 2)  # [-1, 1] value 1 -> 1.0 in [0, 1]
+    out = p(img)
+    assert out.shape == (1, 3, 4, 4)
+    assert torch.equal(out[0, 0, 1:3, 1:3], torch.ones(2, 2)) and out[0, 0].sum() == 4
+
+
+def test_encode_texts_cached_normalised_and_pooled_at_eos(clip):
+    calls = []
+    original = clip.model.get_text_features
+
+    def counting(**kw):
+        calls.append(kw["input_ids"].shape[0])
+        return original(**kw)
+
+    clip.model.get_text_features = counting
+    try:
+        clip._text_cache.clear()
+        a = clip.encode_texts(["a photo", "a red circle in a sketch of a square"])
+        b = clip.encode_texts(["a photo"])
+        c = clip.encode_texts(["a photo", "sketch"])
+    finally:
+        clip.model.get_text_features = original
+    assert calls == [2, 1]  # second call fully cached, third encodes only "sketch"
+    assert torch.allclose(a.norm(dim=-1), torch.ones(2), atol=1e-5)
+    # "a photo" was padded to the longer text in the first batch and encoded alone in none:
+    # equal embeddings mean pooling happens at the eos token, not at the last position.
+    clip._text_cache.clear()
+    alone = clip.encode_texts(["a photo"])
+    assert torch.allclose(a[0], alone[0], atol=1e-5) and torch.equal(b[0], a[0]) and torch.equal(c[0], a[0])
+    ids = clip.tokenizer(["a photo"], return_tensors="pt")
+    with torch.no_grad():
+        manual = F.normalize(_embedding(clip.model.get_text_features(input_ids=ids["input_ids"])), dim=-1)
+    assert torch.allclose(alone, manual, atol=1e-5)
+
+
+def test_clip_is_frozen_and_differentiable_in_the_image(clip):
+    assert not clip.model.training
+    assert all(not p.requires_grad for p in clip.model.parameters())
+    x = (torch.rand(2, 3, 40, 40) * 2 - 1).requires_grad_(True)
+    clip.encode_images(x)[:, 0].sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is None for p in clip.model.parameters())
+
+
+def test_hidden_states_and_projection_agree_with_encode_images(clip):
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        emb, hidden = clip.encode_images_with_hidden(x, [0, -1])
+        assert torch.allclose(emb, clip.encode_images(x), atol=1e-5)
+    assert [h.shape for h in hidden] == [(2, 17, 32), (2, 17, 32)]  # (32/8)^2 patches + class token
+    with pytest.raises(ValueError, match="out of range"):
+        clip.encode_images_with_hidden(x, [5])
+
+
+def test_missing_hub_model_offline_gives_one_clear_error(tmp_path):
+    with pytest.raises(ClipLoadError) as err:
+        load_clip("ViT-B/32", cache_dir=tmp_path / "empty-cache")
+    msg = str(err.value)
+    assert "openai/clip-vit-base-patch32" in msg and "(ViT-B/32)" in msg
+    assert "HF_HUB_OFFLINE=1" in msg
+    assert "hf download openai/clip-vit-base-patch32" in msg and "huggingface-cli download" in msg
+    assert "\n" not in msg
+
+
+def test_missing_or_broken_local_directory(tmp_path):
+    with pytest.raises(ClipLoadError, match="does not exist"):
+        load_clip(str(tmp_path / "no" / "such" / "dir"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ClipLoadError, match="not a loadable CLIP model directory"):
+        load_clip(tmp_path / "empty")
+
+
+def test_aliases_and_dtype_checks(clip_dir):
+    assert resolve_clip_name("ViT-B/16") == "openai/clip-vit-base-patch16"
+    assert resolve_clip_name("ViT-L/14") == "openai/clip-vit-large-patch14"
+    assert resolve_clip_name("laion/CLIP-ViT-B-32-laion2B-s34B-b79K") == "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"
+    with pytest.raises(ValueError, match="CUDA"):
+        load_clip(clip_dir, dtype="float16")
+    with pytest.raises(ValueError, match="unknown CLIP dtype"):
+        load_clip(clip_dir, dtype="int8")
+
+
+def test_bfloat16_runs_and_returns_float32_unit_embeddings(clip_dir):
+    c = load_clip(clip_dir, dtype=torch.bfloat16)
+    assert c.dtype == torch.bfloat16
+    e = c.encode_images(torch.zeros(1, 3, 32, 32))
+    t = c.encode_texts(["a photo"])
+    assert e.dtype == t.dtype == torch.float32
+    assert torch.allclose(e.norm(dim=-1), torch.ones(1), atol=1e-5)
