@@ -17,6 +17,15 @@ _API = {
     "load_generator": "nada.generators.checkpoints",
     "save_generator": "nada.generators.checkpoints",
     "CheckpointError": "nada.generators.checkpoints",
+    "load_clip": "nada.guidance.clip",
+    "ClipModel": "nada.guidance.clip",
+    "ClipLoadError": "nada.guidance.errors",
+    "GuidanceConfig": "nada.guidance.config",
+    "Guidance": "nada.guidance.guidance",
+    "AdaptConfig": "nada.adapt.config",
+    "Adapter": "nada.adapt.engine",
+    "AdaptError": "nada.adapt.engine",
+    "adapt": "nada.adapt.engine",
 }
 
 __all__ = sorted(_API) + ["__version__"]

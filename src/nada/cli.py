@@ -18,8 +18,25 @@ from .generators.errors import CheckpointError
 
 EXIT_USAGE = 2
 
+
+class UsageError(Exception):
+    """A problem with the command line that argparse cannot see (e.g. an unavailable device)."""
+
+
 # Exceptions that mean "bad input", not "bug": reported in one line.
-USER_ERRORS: tuple[type[BaseException], ...] = (CheckpointError,)
+USER_ERRORS: tuple[type[BaseException], ...] = (CheckpointError, UsageError)
+
+
+def check_device(name: str) -> str:
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise UsageError(f"--device {name}: {e}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: CUDA is not available on this machine")
+    return name
 
 
 def _positive_int(text: str) -> int:
@@ -58,7 +75,7 @@ def run_sample(args: argparse.Namespace) -> int:
     from .generators.checkpoints import load_generator
     from .sampling import sample_images, write_samples
 
-    G = load_generator(args.generator, device=args.device)
+    G = load_generator(args.generator, device=check_device(args.device))
     images = sample_images(G, args.n, seed=args.seed, truncation_psi=args.truncation,
                            noise_mode=args.noise_mode, batch_size=args.batch_size)
     files = write_samples(images, args.out, first_seed=args.seed)

@@ -36,7 +36,7 @@ def load_image(path: str | os.PathLike, size: int | None = None) -> torch.Tensor
         im = im.convert("RGB")
         if size is not None and im.size != (size, size):
             im = im.resize((size, size), Image.Resampling.LANCZOS)
-        return from_uint8(np.asarray(im))
+        return from_uint8(np.array(im))
 
 
 def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, pad_value: float = 1.0) -> torch.Tensor:

@@ -13,7 +13,7 @@ from .layers import LAYER_GROUPS, SCOPES
 
 # The built-in world: a 64-px generator trained on photo renders and two small CLIPs.
 BUILTIN_GENERATOR = "toy"
-BUILTIN_CLIPS = ["toy-clip-p16", "toy-clip-p8"]
+BUILTIN_CLIPS = ["toyworld-clip-p16", "toyworld-clip-p8"]
 # The paper's pair for real generators.
 PAPER_CLIPS = ["ViT-B/32", "ViT-B/16"]
 

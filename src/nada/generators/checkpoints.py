@@ -15,10 +15,12 @@ Every pickle goes through :mod:`nada.generators.safe_pickle`. Every failure is a
 """
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
 import re
+import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -93,11 +95,16 @@ def read_generator_file(path: str | os.PathLike) -> Generator:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: expected {_EXPECTED}; found no such file")
-    kind = sniff_format(path)
+    try:
+        kind = sniff_format(path)
+    except OSError as e:
+        raise CheckpointError(f"{path}: expected a readable file; found {e.strerror or e}") from None
     try:
         if kind == "safetensors":
             return _read_safetensors(path)
-        if kind in ("torch-zip", "torch-legacy"):
+        if kind == "torch-zip":
+            obj = _parse(path, kind, lambda: _load_torch_zip(path))
+        elif kind == "torch-legacy":
             obj = _parse(path, kind, lambda: safe_pickle.torch_load(path))
         elif kind == "pickle":
             obj = _parse(path, kind, lambda: _load_plain_pickle(path))
@@ -106,6 +113,9 @@ def read_generator_file(path: str | os.PathLike) -> Generator:
         return _generator_from_object(obj)
     except _LayoutError as e:
         raise CheckpointError(f"{path}: {e}") from None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as e:
+        # malformed values inside an otherwise readable file (a string where a number belongs, ...)
+        raise CheckpointError(f"{path}: expected {_EXPECTED}; found an unexpected structure ({_first_line(e)})") from None
 
 
 def save_generator(G: Generator, path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> Path:
@@ -249,6 +259,15 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {msg[0]}" if msg else type(e).__name__
 
 
+def _load_torch_zip(path: Path) -> Any:
+    # torch's reader does not check the CRC-32 of each record, so damaged weights would load silently.
+    with zipfile.ZipFile(path) as archive:
+        bad = archive.testzip()
+    if bad is not None:
+        raise ValueError(f"CRC mismatch in record {bad}")
+    return safe_pickle.torch_load(path)
+
+
 def _load_plain_pickle(path: Path) -> Any:
     with open(path, "rb") as f:
         return safe_pickle.load(f)
@@ -332,9 +351,12 @@ def infer_rosinality_config(state_dict: Mapping[str, torch.Tensor], args: Any = 
     for k in range(n_blocks):
         channels[2 ** (k + 3)] = int(_need(sd, f"convs.{2 * k}.conv.weight", ndim=5).shape[1])
     kernel = sd.get("to_rgbs.0.upsample.kernel")
-    if kernel is not None and not _is_default_fir(kernel / 4):
+    if kernel is not None and kernel.device.type != "meta" and not _is_default_fir(kernel / 4):
         raise _LayoutError(f"expected the FIR filter [1,3,3,1]; found a {tuple(kernel.shape)} kernel {kernel.flatten()[:4].tolist()}...")
-    hints = vars(args) if hasattr(args, "__dict__") and not isinstance(args, dict) else dict(args or {})
+    if isinstance(args, argparse.Namespace):
+        hints = vars(args)
+    else:
+        hints = dict(args) if isinstance(args, dict) else {}
     lr_mlp = float(hints["lr_mlp"]) if isinstance(hints.get("lr_mlp"), (int, float)) else 0.01
     clamp = hints.get("conv_clamp")
     clamp = float(clamp) if isinstance(clamp, (int, float)) else None
@@ -458,6 +480,8 @@ def _from_nvidia(G_ema: PersistentObject) -> Generator:
     img_channels = int(root.get("img_channels", init.get("img_channels", 3)) or 3)
     if img_channels != 3:
         raise _LayoutError(f"expected an RGB generator; found img_channels={img_channels}")
+    if any(k.startswith(("synthesis.input.", "synthesis.L0_")) for k in tensors):
+        raise _LayoutError("expected a StyleGAN2 generator; found a StyleGAN3 one, which nada does not support")
     if not any(k.startswith("synthesis.b4.") for k in tensors):
         raise _LayoutError(f"expected a StyleGAN2 synthesis network (synthesis.b4...); found {where} with modules {sorted(states)[:6]}")
 
@@ -562,8 +586,8 @@ def _from_tensorflow(Gs: TFNetworkStub) -> Generator:
     def take(name: str) -> torch.Tensor:
         if name not in variables:
             raise _LayoutError(f"expected TensorFlow variable {name}; found none")
-        value = variables[name]
-        if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+        value = variables[name]  # scalars (noise_strength) come back as numpy scalars
+        if not isinstance(value, (np.ndarray, np.floating)) or value.dtype.kind != "f":
             raise _LayoutError(f"expected a float array for {name}; found a {type(value).__name__}")
         return torch.from_numpy(np.array(value, dtype=np.float32))
 

@@ -65,6 +65,8 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None,
         raise
     except (OSError, ValueError) as e:  # URLError/HTTPError are OSErrors; _stream turns HTTP protocol errors into OSError
         raise CheckpointError(f"cannot download {url} ({_reason(e)}); {manual}") from None
+    if progress:
+        print(f"downloaded {url} to {dest}", file=sys.stderr)
     return dest
 
 

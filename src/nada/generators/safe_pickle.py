@@ -20,6 +20,7 @@ This module doubles as the ``pickle_module`` for :func:`torch.load`, which subcl
 """
 from __future__ import annotations
 
+import _compat_pickle
 import argparse
 import codecs
 import collections
@@ -162,8 +163,9 @@ _ALLOWED: dict[tuple[str, str], Any] = {
 }
 
 # Tensor rebuilders: they only assemble tensors from storages, sizes and strides.
+# (Not _rebuild_parameter_with_state: it setattr()s arbitrary names taken from the file.)
 for _name in ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter",
-              "_rebuild_parameter_with_state", "_rebuild_device_tensor_from_numpy"):
+              "_rebuild_device_tensor_from_numpy"):
     if hasattr(torch._utils, _name):
         _ALLOWED[("torch._utils", _name)] = getattr(torch._utils, _name)
 
@@ -212,6 +214,12 @@ class Unpickler(pickle.Unpickler):
     """``pickle.Unpickler`` that resolves globals through :func:`resolve_global` only."""
 
     def find_class(self, module: str, name: str) -> Any:  # noqa: D401 - pickle API
+        # Protocol 0-2 pickles written by Python 3 spell globals with Python 2 names
+        # (__builtin__.set, commands.Popen); pickle's own find_class translates them, so must we.
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        elif module in _compat_pickle.IMPORT_MAPPING:
+            module = _compat_pickle.IMPORT_MAPPING[module]
         return resolve_global(module, name)
 
 

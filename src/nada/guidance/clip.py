@@ -48,8 +48,16 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 def resolve_clip_name(name: str) -> str:
-    """Map a reference-style alias (``ViT-B/32``) to its hub id; other names pass through."""
-    return CLIP_ALIASES.get(name.strip(), name.strip())
+    """Map a reference-style alias (``ViT-B/32``) to its hub id and a built-in name
+    (``toyworld-clip-p16``) to its directory inside the package; other names pass through."""
+    name = name.strip()
+    if name in CLIP_ALIASES:
+        return CLIP_ALIASES[name]
+    from ..toyworld.assets import BUILTIN_CLIPS
+
+    if name in BUILTIN_CLIPS:
+        return str(BUILTIN_CLIPS[name])
+    return name
 
 
 def hub_offline() -> bool:
@@ -388,6 +396,8 @@ def load_clip(
                 f"'{local}' is not a loadable CLIP model directory (it needs config.json, the weights, the tokenizer "
                 f"files and optionally preprocessor_config.json) [{_short_reason(exc)}]"
             ) from exc
+    elif name.strip().startswith("ViT-") and name.strip() not in CLIP_ALIASES:
+        raise ClipLoadError(f"unknown CLIP alias '{name}'; known aliases: {', '.join(CLIP_ALIASES)} (or give a hub id or directory)")
     elif not _looks_like_hub_id(repo):
         raise ClipLoadError(f"CLIP model directory '{repo}' does not exist (and it is not a hub id like 'owner/name')")
     else:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nada._io import atomic_write_text
+from nada._io import atomic_path, atomic_write_text
 
 from . import augment as aug
 from .captions import build_tokenizer, caption_scenes, zero_shot_prompts, STYLE_NOUNS, MAX_TOKENS
@@ -111,15 +111,28 @@ def normalise(images: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------- data
 
 
-def render_pool(n_scenes: int, seed: int, chunk: int = 500) -> tuple[torch.Tensor, list[Scene]]:
-    """Every one of ``n_scenes`` random scenes in all styles -> uint8 (n_scenes*5, 3, 64, 64) and scenes."""
+def render_pool(n_scenes: int, seed: int, chunk: int = 500, cache_dir: str | os.PathLike | None = None) -> tuple[torch.Tensor, list[Scene]]:
+    """Every one of ``n_scenes`` random scenes in all styles -> uint8 (n_scenes*5, 3, 64, 64) and scenes.
+
+    With ``cache_dir`` the pixels are kept in a .npy file named by (n_scenes, seed), so a
+    restarted run skips the rendering; the scenes are always re-drawn from the seed.
+    """
     rng = np.random.default_rng(seed)
     base = sample_scenes(n_scenes, rng)
     scenes = [Scene(**{**s.as_dict(), "style": st}) for s in base for st in STYLES]
+    cache = Path(cache_dir) / f"clip-pool-{n_scenes}-{seed}.npy" if cache_dir is not None else None
+    if cache is not None and cache.is_file():
+        arr = np.load(cache, allow_pickle=False)
+        if arr.shape == (len(scenes), 3, RESOLUTION, RESOLUTION) and arr.dtype == np.uint8:
+            return torch.from_numpy(arr), scenes
     out = torch.empty(len(scenes), 3, RESOLUTION, RESOLUTION, dtype=torch.uint8)
     for lo in range(0, len(scenes), chunk):
         imgs = render(scenes[lo : lo + chunk])
         out[lo : lo + chunk] = ((imgs + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    if cache is not None:
+        with atomic_path(cache) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, out.numpy(), allow_pickle=False)
     return out, scenes
 
 
@@ -270,6 +283,7 @@ def train_clip(
     lr: float = 1e-3,
     pool_scenes: int = 6000,
     eval_every: int = 250,
+    pool_cache: str | os.PathLike | None = None,
     log=print,
 ) -> dict:
     from transformers import CLIPModel
@@ -284,7 +298,7 @@ def train_clip(
     n_params = sum(p.numel() for p in model.parameters())
     log(f"preset {preset}: {n_params} parameters")
 
-    pool, pool_scenes_list = render_pool(pool_scenes, seed)
+    pool, pool_scenes_list = render_pool(pool_scenes, seed, cache_dir=pool_cache)
     log(f"pool: {len(pool)} images rendered in {time.time() - t0:.0f}s")
     # held-out evaluation set: a different seed stream from the pool's
     eval_images, eval_labels = _eval_set(400, seed + 7919)
@@ -370,6 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--pool-scenes", type=int, default=6000, help="scenes in the pre-rendered pool (x5 styles)")
+    p.add_argument("--pool-cache", default=None, help="directory to keep the rendered pool in (skips re-rendering on a rerun)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -381,6 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch=args.batch,
         lr=args.lr,
         pool_scenes=args.pool_scenes,
+        pool_cache=args.pool_cache,
         log=lambda m: print(m, flush=True),
     )
     return 0

@@ -3,7 +3,8 @@
 It shares nothing with the CLIPs (its own architecture, data draw and seed) and is only
 ever used to *evaluate* generators; adaptation code must not import this module.
 
-Architecture: a small strided CNN over the image plus two coordinate channels. A global
+Architecture: a small strided CNN (four stages, 32x32 down to 4x4) over the image plus two
+coordinate channels. A global
 average of the last feature map feeds a 128-d penultimate layer (:meth:`Judge.features`,
 used for Fréchet distances) and the three classification heads; the object position is a
 soft-argmax over a 16x16 heat map, which keeps it translation-equivariant and sub-pixel.
@@ -18,18 +19,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .assets import JUDGE_DIR
 from .renderer import COLOURS, RESOLUTION, SHAPES, STYLES
-
-JUDGE_DIR = Path(__file__).resolve().parent / "assets" / "judge"
 WEIGHTS_NAME = "judge.safetensors"
 CONFIG_NAME = "config.json"
 
 
 @dataclass(frozen=True)
 class JudgeConfig:
-    widths: tuple[int, ...] = (16, 32, 64, 96, 128)  # 64, 32, 16, 8, 4 pixel resolutions
+    widths: tuple[int, ...] = (24, 48, 96, 128)  # stage outputs at 32, 16, 8, 4 pixel resolution
     feature_dim: int = 128
-    heatmap_level: int = 2  # index into widths whose map (16x16) makes the position heat map
+    heatmap_level: int = 1  # index into widths whose map (16x16) makes the position heat map
     resolution: int = RESOLUTION
     n_styles: int = len(STYLES)
     n_shapes: int = len(SHAPES)
@@ -51,8 +51,9 @@ class JudgeNet(nn.Module):
         super().__init__()
         self.config = config
         w = config.widths
-        stages = [nn.Sequential(_conv(3 + 2, w[0], 1))]
-        for cin, cout in zip(w[:-1], w[1:]):
+        # every stage halves the resolution, then refines at it
+        stages = []
+        for cin, cout in zip((3 + 2,) + w[:-1], w):
             stages.append(nn.Sequential(_conv(cin, cout, 2), _conv(cout, cout, 1)))
         self.stages = nn.ModuleList(stages)
         self.heatmap = nn.Conv2d(w[config.heatmap_level], 1, 1)
