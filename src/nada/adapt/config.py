@@ -22,6 +22,11 @@ class AdaptConfigError(ValueError):
     pass
 
 
+def default_clips(generator: str) -> list[str]:
+    """CLIPs used when none are named: the built-in pair for the built-in generator, else the paper's pair."""
+    return list(BUILTIN_CLIPS) if str(generator) == BUILTIN_GENERATOR else list(PAPER_CLIPS)
+
+
 @dataclass
 class AdaptConfig:
     generator: str = BUILTIN_GENERATOR
@@ -94,6 +99,11 @@ class AdaptConfig:
         unknown = sorted(set(data) - valid)
         if unknown:
             raise AdaptConfigError(f"unknown config key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(sorted(valid))}")
+        data = dict(data)
+        guidance = data.get("guidance") or {}
+        if isinstance(guidance, dict) and not guidance.get("clip"):
+            guidance = {**guidance, "clip": default_clips(data.get("generator", BUILTIN_GENERATOR))}
+        data["guidance"] = guidance
         return cls(**data)
 
     def save(self, path: str | os.PathLike) -> None:

@@ -31,6 +31,7 @@ from .layers import (
 from .state import STATE_FILE, load_state, save_state
 
 FINISHED_MARKER = "metrics.json"
+IN_MEMORY = "(in-memory Generator)"  # config.yaml's generator entry when a module was passed in
 
 
 class AdaptError(RuntimeError):
@@ -327,11 +328,10 @@ def adapt(source: str | None = None, target: str | None = None, out: str | Path 
 
     from ..guidance.config import GuidanceConfig
 
-    cfg = copy.deepcopy(config) if config is not None else AdaptConfig()
+    data = config.to_dict() if config is not None else {"guidance": {}}
+    g = data.pop("guidance")
     gfields = {f.name for f in dataclasses.fields(GuidanceConfig)}
     afields = {f.name for f in dataclasses.fields(AdaptConfig)}
-    g = cfg.guidance.to_dict()
-    a = {k: v for k, v in cfg.to_dict().items() if k != "guidance"}
     if source is not None:
         g["source_text"] = source
     if target is not None:
@@ -339,8 +339,8 @@ def adapt(source: str | None = None, target: str | None = None, out: str | Path 
     if clip is not None:
         g["clip"] = list(clip)
     for k, v in options.items():
-        if k in afields:
-            a[k] = v
+        if k in afields and k != "guidance":
+            data[k] = v
         elif k in gfields:
             g[k] = v
         else:
@@ -348,7 +348,8 @@ def adapt(source: str | None = None, target: str | None = None, out: str | Path 
     G = None
     if isinstance(generator, Generator):
         G = generator
+        data.setdefault("generator", IN_MEMORY)
     elif generator is not None:
-        a["generator"] = str(generator)
-    cfg = AdaptConfig.from_dict({**a, "guidance": g})
+        data["generator"] = str(generator)
+    cfg = AdaptConfig.from_dict({**data, "guidance": g})
     return Adapter(cfg, out, generator=G, overwrite=overwrite, resume=resume, progress=progress).run()
