@@ -27,6 +27,17 @@ class UsageError(Exception):
 USER_ERRORS: tuple[type[BaseException], ...] = (CheckpointError, UsageError)
 
 
+def user_errors() -> tuple[type[BaseException], ...]:
+    """USER_ERRORS plus the library's own input errors, imported only once something failed."""
+    from .adapt.config import AdaptConfigError
+    from .adapt.engine import AdaptError
+    from .adapt.layers import LayerSpecError
+    from .guidance.errors import ClipLoadError, GuidanceError
+    from .toyworld.evaluate import EvaluateError
+
+    return USER_ERRORS + (AdaptConfigError, AdaptError, LayerSpecError, ClipLoadError, GuidanceError, EvaluateError)
+
+
 def check_device(name: str) -> str:
     import torch
 
@@ -84,10 +95,206 @@ def run_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- nada adapt
+
+# flags whose names differ from their config field
+_GUIDANCE_FLAG_NAMES = {"source_text": "source", "target_text": "target", "target_image_dir": "target-images"}
+_HIDDEN_FIELDS = {"guidance"}
+
+
+def _add_dataclass_flags(group: argparse._ArgumentGroup, cls: type, dest_prefix: str, renames: dict[str, str],
+                         skip: frozenset[str] = frozenset()) -> None:
+    """One ``--flag`` per dataclass field; defaults are left to the config so that a flag only
+    overrides what the user actually typed (precedence: defaults < --config file < flags)."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in _HIDDEN_FIELDS or f.name in skip:
+            continue
+        flag = "--" + renames.get(f.name, f.name.replace("_", "-"))
+        hint = hints[f.name]
+        args = typing.get_args(hint)
+        base = next((a for a in args if a is not type(None)), hint) if args else hint
+        kw: dict = {"dest": f"{dest_prefix}{f.name}", "default": argparse.SUPPRESS}
+        if base is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(base) is list or base is list:
+            item = (typing.get_args(base) or (str,))[0]
+            kw.update(action="append", type=item if item in (int, float) else str, metavar=f.name.split("_")[-1].upper())
+        elif base in (int, float, str):
+            kw.update(type=base, metavar=f.name.split("_")[-1].upper())
+        else:  # e.g. `layers`: a group name or row list, parsed by the library
+            kw.update(type=str, metavar=f.name.upper())
+        doc = _FIELD_HELP.get(f.name)
+        kw["help"] = f"{doc} " if doc else ""
+        kw["help"] += f"(default: {_DEFAULT_TEXT.get(f.name) or _default_text(f)})"
+        group.add_argument(flag, **kw)
+
+
+def _default_text(f) -> str:
+    import dataclasses
+
+    if f.default is not dataclasses.MISSING:
+        return str(f.default).replace("%", "%%")
+    if f.default_factory is not dataclasses.MISSING:
+        return str(f.default_factory()).replace("%", "%%")
+    return "required"
+
+
+_DEFAULT_TEXT = {"clip": "the built-in pair for the built-in generator, else ViT-B/32 and ViT-B/16"}
+
+_FIELD_HELP = {
+    # training
+    "generator": "checkpoint file or name of the generator to adapt",
+    "iters": "training iterations",
+    "batch": "latents per iteration",
+    "lr": "Adam learning rate",
+    "beta1": "Adam beta1",
+    "beta2": "Adam beta2",
+    "train_truncation": "truncation psi of the training latents",
+    "sample_truncation": "truncation psi of the sample grids",
+    "mixing": "style-mixing probability for training latents",
+    "seed": "seed of everything random in the run",
+    "layers": "which W+ rows train: adaptive, all, texture, shape, no-fine, or rows like 0,1,5",
+    "layer_scope": "parameters within chosen layers: full, conv (weights only), affine (modulation + noise)",
+    "auto_layer_k": "adaptive: rows to train",
+    "auto_layer_iters": "adaptive: W+ optimisation steps per selection",
+    "auto_layer_batch": "adaptive: latents per selection",
+    "auto_layer_lr": "adaptive: learning rate of the W+ probe",
+    "auto_layer_interval": "adaptive: select every N steps (1 = the paper)",
+    "auto_layer_falloff": "adaptive: train one row fewer every N steps (0 = never)",
+    "auto_layer_min_k": "adaptive: floor of the shrinking k",
+    "sample_every": "write a frozen-over-trained grid every N steps (0 = never)",
+    "save_every": "write the resumable training state every N steps (0 = only at the end)",
+    "n_samples": "samples per grid row",
+    "device": "cpu, cuda, cuda:1, or auto",
+    "export_rosinality": "also write generator_rosinality.pt",
+    # guidance
+    "clip": "CLIP model NAME[:WEIGHT] (hub id, ViT-B/32-style alias, directory or built-in name); repeat for an ensemble",
+    "clip_dtype": "float32, or float16/bfloat16 on CUDA",
+    "source_text": "text describing the generator's current domain, e.g. 'photo'",
+    "target_text": "text describing the domain to reach, e.g. 'sketch'",
+    "target_image_dir": "folder of target-style images, instead of --target",
+    "auto_source": "pick the source text that CLIP finds closest to the generator's samples",
+    "source_candidates": "candidate source texts for --auto-source; repeatable",
+    "source_samples": "generator samples used by --auto-source and --target-images",
+    "use_templates": "embed texts through the ImageNet-style prompt templates",
+    "templates": "a custom prompt template containing {}; repeatable",
+    "lambda_direction": "weight of the directional CLIP loss",
+    "lambda_global": "weight of the global CLIP loss",
+    "lambda_patch": "weight of the patch directional loss",
+    "lambda_angle": "weight of the CLIP-angle consistency loss",
+    "lambda_manifold": "weight of the manifold consistency loss",
+    "lambda_texture": "weight of the CLIP-feature texture loss (needs --style-images or --target-images)",
+    "lambda_l2": "weight of the L2 reconstruction loss against the frozen images",
+    "lambda_perceptual": "weight of the perceptual loss (Python API: pass a perceptual network)",
+    "learned_weights": "learn the loss weights by log-variance weighting",
+    "clip_augment": "augmented views per image before CLIP encoding, against fooling (0 = off)",
+    "patch_count": "patches per image for the patch loss",
+    "patch_size": "patch side as a fraction of the image side",
+    "part_templates": "a custom part template for the patch loss; repeatable",
+    "style_images": "style image file or folder for the texture loss",
+    "texture_layers": "CLIP vision hidden-state index for the texture loss; repeatable",
+}
+
+
+def add_adapt_command(subparsers: argparse._SubParsersAction) -> None:
+    from .adapt.config import AdaptConfig
+    from .guidance.config import GuidanceConfig
+
+    p = subparsers.add_parser(
+        "adapt", help="adapt a generator to a domain described by text",
+        description="Train a copy of a generator so that it moves from --source to --target in CLIP space. "
+                    "With no --generator/--clip the built-in world is used.")
+    p.add_argument("--out", metavar="DIR", help="output directory (samples, checkpoints, final generator)")
+    p.add_argument("--config", metavar="FILE", help="YAML config (e.g. a previous run's config.yaml); flags override it")
+    p.add_argument("--resume", metavar="DIR", help="continue the unfinished run in DIR (uses DIR/config.yaml)")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_dataclass_flags(p.add_argument_group("training"), AdaptConfig, "a.", {})
+    # the guidance's seed follows the run's --seed (AdaptConfig sets it)
+    _add_dataclass_flags(p.add_argument_group("guidance"), GuidanceConfig, "g.", _GUIDANCE_FLAG_NAMES, frozenset({"seed"}))
+    p.set_defaults(func=run_adapt)
+
+
+def adapt_config_from_args(args: argparse.Namespace):
+    """Build the run's AdaptConfig: library defaults, then --config/--resume file, then flags."""
+    from .adapt.config import AdaptConfig
+
+    data: dict = {"guidance": {}}
+    source = args.config or (args.resume and f"{args.resume}/config.yaml")
+    if source:
+        data = AdaptConfig.load(source).to_dict()
+    flags = vars(args)
+    for key, value in flags.items():
+        if key.startswith("a."):
+            data[key[2:]] = value
+        elif key.startswith("g."):
+            data["guidance"][key[2:]] = value
+    return AdaptConfig.from_dict(data)
+
+
+def run_adapt(args: argparse.Namespace) -> int:
+    from .adapt.engine import Adapter
+
+    if args.resume and args.out and args.out != args.resume:
+        raise UsageError("--resume DIR continues in DIR; leave out --out or give the same directory")
+    out = args.resume or args.out
+    if not out:
+        raise UsageError("give --out DIR (or --resume DIR)")
+    cfg = adapt_config_from_args(args)
+    check_device(cfg.device)
+    result = Adapter(cfg, out, overwrite=args.overwrite, resume=bool(args.resume), progress=not args.no_progress).run()
+    print(f"wrote {result.out_dir}/generator.safetensors, final.png, loss.png, metrics.json "
+          f"({result.metrics['steps']} steps, {result.metrics['wall_time_s']:.0f} s)")
+    return 0
+
+
+# ----------------------------------------------------------------------------- nada toyworld evaluate
+
+
+def add_toyworld_command(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("toyworld", help="the built-in world: evaluate adapted generators with the judge")
+    sub = p.add_subparsers(dest="toyworld_command", metavar="COMMAND")
+    e = sub.add_parser("evaluate", help="judge an adapted generator against the built-in base generator",
+                       description="Compare GENERATOR with the built-in base generator on the same latents, "
+                                   "using the independent judge and the built-in CLIPs.")
+    e.add_argument("--generator", required=True, metavar="PATH_OR_NAME")
+    e.add_argument("--expect", action="append", required=True, metavar="LABEL=VALUE",
+                   help="a label every sample should have now, e.g. style=sketch, shape=square, colour=blue; repeatable")
+    e.add_argument("--n", type=_positive_int, default=256, help="samples (default 256)")
+    e.add_argument("--seed", type=_non_negative_int, default=0)
+    e.add_argument("--truncation", type=float, default=1.0, metavar="PSI")
+    e.add_argument("--text", help="text for clip_quality (default: a caption made from --expect)")
+    e.add_argument("--json", action="store_true", help="print the full JSON report")
+    e.set_defaults(func=run_toyworld_evaluate)
+    p.set_defaults(func=lambda args: (p.print_help(sys.stderr), EXIT_USAGE)[1])
+
+
+def run_toyworld_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from .toyworld.evaluate import evaluate
+
+    report = evaluate(args.generator, args.expect, n=args.n, seed=args.seed, truncation=args.truncation, text=args.text)
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        pres = ", ".join(f"{k} {v:.3f}" for k, v in report["preserved"].items())
+        print(f"target_rate {report['target_rate']:.3f} (base {report['base_target_rate']:.3f}); preserved: {pres}; "
+              f"position shift {report['position_shift_px']:.2f} px; FID to target {report['fid_to_target']:.2f}; "
+              f"CLIP quality {report['clip_quality']:.3f}, diversity {report['clip_diversity']:.3f}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- registration
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_sample_command,
+    add_adapt_command,
+    add_toyworld_command,
 ]
 
 
@@ -111,9 +318,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(func(args) or 0)
-    except USER_ERRORS as e:
+    except Exception as e:
+        if not isinstance(e, user_errors()):
+            raise
         print(f"nada: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ class AdaptConfig:
     def __post_init__(self) -> None:
         if isinstance(self.guidance, dict):
             self.guidance = GuidanceConfig.from_dict(self.guidance)
+        self.guidance.seed = self.seed  # one seed drives the whole run (latents, augmentation, patches)
         self.check()
 
     def check(self) -> None:

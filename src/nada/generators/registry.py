@@ -91,8 +91,17 @@ def build_tiny_generator(seed: int = 0) -> Generator:
     return G.eval()
 
 
+def load_toy_generator() -> Generator:
+    """The built-in world's base generator (64 px, trained on photo-style renders), shipped in the package."""
+    from ..toyworld.assets import GENERATOR_PATH
+    from .checkpoints import read_generator_file
+
+    return read_generator_file(GENERATOR_PATH).eval()
+
+
 BUILTINS: dict[str, Callable[[], Generator]] = {
     "tiny": build_tiny_generator,
+    "toy": load_toy_generator,
 }
 
 

@@ -12,6 +12,9 @@ BUILTIN_CLIPS: dict[str, Path] = {
     "toyworld-clip-p8": ASSETS_DIR / "clip-p8",
 }
 
+# The base generator: the project's StyleGAN2 at 64 px, trained as a GAN on photo renders only.
+GENERATOR_PATH = ASSETS_DIR / "generator.safetensors"
+
 # The judge is for evaluation only; adaptation code must never load it.
 JUDGE_DIR = ASSETS_DIR / "judge"
 

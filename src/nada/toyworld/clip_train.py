@@ -206,11 +206,11 @@ def direction_agreement(model, tokenizer, n_scenes: int, seed: int) -> dict:
 
     result: dict = {"styles": {}, "content": {}}
     by_style = {st: img_emb(style=st) for st in STYLES}
-    for a in STYLES:
-        for b in STYLES:
-            if a != b:
-                m, pos = cos(by_style[a], by_style[b], STYLE_NOUNS[a], STYLE_NOUNS[b])
-                result["styles"][f"{a}->{b}"] = {"mean_cos": m, "positive_share": pos}
+    # cos is symmetric in swapping a and b, so each unordered pair once
+    for i, a in enumerate(STYLES):
+        for b in STYLES[i + 1 :]:
+            m, pos = cos(by_style[a], by_style[b], STYLE_NOUNS[a], STYLE_NOUNS[b])
+            result["styles"][f"{a}->{b}"] = {"mean_cos": m, "positive_share": pos}
     content = [
         ("shape", "circle", "square", "a photo of a circle", "a photo of a square"),
         ("shape", "square", "star", "a square", "a star"),
@@ -284,8 +284,10 @@ def train_clip(
     pool_scenes: int = 6000,
     eval_every: int = 250,
     pool_cache: str | os.PathLike | None = None,
+    stop_at: int | None = None,
     log=print,
 ) -> dict:
+    """Train one CLIP into ``out``; ``stop_at`` ends the run early on the schedule of ``steps``."""
     from transformers import CLIPModel
 
     if preset not in PRESETS:
@@ -317,7 +319,8 @@ def train_clip(
     history = []
     model.train()
     t_train = time.time()
-    for step in range(steps):
+    last = steps if stop_at is None else max(1, min(steps, stop_at))
+    for step in range(last):
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         idx = torch.randint(0, len(pool), (batch,), generator=gen)
@@ -339,35 +342,59 @@ def train_clip(
         if (step + 1) % 50 == 0:
             rate = (step + 1) / (time.time() - t_train)
             log(f"step {step + 1}/{steps} loss {loss.item():.4f} scale {scale.item():.1f} lr {lr_at(step):.2e} {rate:.2f} steps/s")
-        if (step + 1) % eval_every == 0 or step + 1 == steps:
+        if (step + 1) % eval_every == 0 or step + 1 == last:
             model.eval()
             acc = zero_shot_accuracy(model, tokenizer, eval_images, eval_labels)
             model.train()
             history.append({"step": step + 1, **acc})
             log(f"eval step {step + 1}: " + " ".join(f"{k} {v:.3f}" for k, v in acc.items()))
-            save_clip_dir(model, tokenizer, out, {"preset": preset, "seed": seed, "step": step + 1, "of_steps": steps})
+            meta = {"preset": preset, "seed": seed, "steps": steps, "stop_at": stop_at, "step": step + 1}
+            save_clip_dir(model, tokenizer, out, {**meta, "history": history})
     model.eval()
-    train_seconds = time.time() - t0
-    final_images, final_labels = _eval_set(2000, seed + 104729)
-    acc = zero_shot_accuracy(model, tokenizer, final_images, final_labels)
-    directions = direction_agreement(model, tokenizer, 200, seed + 1299709)
     summary = {
-        "preset": preset,
+        **meta,
         "config": PRESETS[preset],
         "parameters": n_params,
-        "seed": seed,
-        "steps": steps,
         "batch": batch,
         "lr": lr,
         "pool_images": len(pool),
-        "wall_seconds": round(train_seconds, 1),
-        "zero_shot_accuracy_heldout_2000": acc,
-        "directions": directions,
+        "wall_seconds": round(time.time() - t0, 1),
+        **evaluate_clip(model, tokenizer),
         "history": history,
     }
     save_clip_dir(model, tokenizer, out, summary)
-    log(json.dumps({"zero_shot": acc, "wall_seconds": summary["wall_seconds"]}))
+    log(json.dumps({"zero_shot": summary["zero_shot_accuracy_heldout_2000"], "wall_seconds": summary["wall_seconds"]}))
     return summary
+
+
+# Seeds of the final held-out evaluation; no training run draws its scenes from these.
+EVAL_SEED = 20_240_601
+
+
+def evaluate_clip(model, tokenizer, seed: int = EVAL_SEED) -> dict:
+    """Zero-shot accuracy on 2000 fresh renders and the text/image direction agreement."""
+    images, labels = _eval_set(2000, seed)
+    return {
+        "eval_seed": seed,
+        "zero_shot_accuracy_heldout_2000": zero_shot_accuracy(model, tokenizer, images, labels),
+        "directions": direction_agreement(model, tokenizer, 200, seed + 1),
+    }
+
+
+def evaluate_clip_dir(path: str | os.PathLike, seed: int = EVAL_SEED) -> dict:
+    """Evaluate a saved model directory and record the figures in its training.json."""
+    from transformers import AutoTokenizer, CLIPModel
+
+    path = Path(path)
+    model = CLIPModel.from_pretrained(path).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    result = evaluate_clip(model, tokenizer, seed)
+    info_path = path / "training.json"
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    info.update(result)
+    atomic_write_text(info_path, json.dumps(info, indent=2) + "\n")
+    info_path.chmod(0o644)
+    return result
 
 
 def _eval_set(n: int, seed: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -377,7 +404,9 @@ def _eval_set(n: int, seed: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m nada.toyworld.train clip", description="Train one built-in CLIP.")
-    p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument("--out", help="model directory to write")
+    p.add_argument("--evaluate", metavar="DIR", help="only evaluate a saved model directory (figures go to its training.json)")
+    p.add_argument("--stop-at", type=int, default=None, help="stop after this many steps of the --steps schedule")
     p.add_argument("--preset", choices=sorted(PRESETS), default="p16")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=3000)
@@ -388,6 +417,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.evaluate:
+        result = evaluate_clip_dir(args.evaluate)
+        print(json.dumps(result["zero_shot_accuracy_heldout_2000"]))
+        return 0
+    if not args.out:
+        p.error("--out is required unless --evaluate is given")
     train_clip(
         args.out,
         preset=args.preset,
@@ -397,6 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lr=args.lr,
         pool_scenes=args.pool_scenes,
         pool_cache=args.pool_cache,
+        stop_at=args.stop_at,
         log=lambda m: print(m, flush=True),
     )
     return 0

@@ -1,0 +1,99 @@
+"""`nada adapt` from the command line: flags, config files, resume, one-line errors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from conftest import make_tiny_generator
+from nada.cli import main
+
+
+@pytest.fixture
+def base_file(tmp_path):
+    from nada import save_generator
+
+    path = tmp_path / "base.safetensors"
+    save_generator(make_tiny_generator(), path)
+    return path
+
+
+def common(base_file, clip_dir, out):
+    return ["adapt", "--generator", str(base_file), "--clip", f"{clip_dir}:1", "--source", "photo", "--target", "sketch",
+            "--out", str(out), "--iters", "3", "--batch", "2", "--auto-layer-batch", "2", "--auto-layer-k", "2",
+            "--n-samples", "2", "--sample-every", "0", "--no-progress"]
+
+
+def test_adapt_cli_end_to_end(base_file, tiny_clip_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(common(base_file, tiny_clip_dir, out) + ["--clip-augment", "2", "--layers", "all"]) == 0
+    assert "generator.safetensors" in capsys.readouterr().out
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["iters"] == 3 and cfg["layers"] == "all"
+    assert cfg["guidance"]["clip_augment"] == 2 and cfg["guidance"]["target_text"] == "sketch"
+    assert cfg["guidance"]["clip"] == [f"{tiny_clip_dir}:1"]
+    assert main(["sample", "--generator", str(out / "generator.safetensors"), "--out", str(tmp_path / "s"), "--n", "2"]) == 0
+    assert (tmp_path / "s" / "grid.png").is_file()
+
+
+def test_config_file_then_flags(base_file, tiny_clip_dir, tmp_path):
+    cfg_path = tmp_path / "cfg.yaml"
+    cfg_path.write_text(yaml.safe_dump({"iters": 2, "batch": 1, "lr": 0.01, "guidance": {"lambda_l2": 0.5}}))
+    out = tmp_path / "run"
+    argv = common(base_file, tiny_clip_dir, out) + ["--config", str(cfg_path), "--lambda-global", "0.2"]
+    argv[argv.index("--iters") + 1] = "2"
+    assert main(argv) == 0
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["lr"] == 0.01  # from the file
+    assert cfg["batch"] == 2  # the flag wins over the file
+    assert cfg["guidance"]["lambda_l2"] == 0.5 and cfg["guidance"]["lambda_global"] == 0.2
+    history = json.loads((out / "metrics.json").read_text())["history"]
+    assert {"direction", "global", "l2"} <= set(history[0])
+
+
+def test_resume_continues_an_unfinished_run(base_file, tiny_clip_dir, tmp_path):
+    from nada.adapt.config import AdaptConfig
+    from nada.adapt.engine import Adapter
+    from nada import load_generator
+
+    out = tmp_path / "run"
+    argv = common(base_file, tiny_clip_dir, out) + ["--save-every", "1"]
+    argv[argv.index("--iters") + 1] = "4"
+    assert main(argv) == 0
+    reference = load_generator(out / "generator.safetensors").state_dict()
+    # an unfinished run: stop after 2 of 4 steps, as a crash would
+    out2 = tmp_path / "run2"
+    cfg = AdaptConfig.load(out / "config.yaml")
+    run = Adapter(cfg, out2, generator=load_generator(base_file), progress=False)
+    out2.mkdir()
+    cfg.save(out2 / "config.yaml")
+    for _ in range(2):
+        run.train_step()
+    run.save_state()
+    assert main(["adapt", "--out", str(out2)] + ["--no-progress"]) == 2  # refuses to restart it silently
+    assert main(["adapt", "--resume", str(out2), "--no-progress"]) == 0
+    resumed = load_generator(out2 / "generator.safetensors").state_dict()
+    assert all(torch.equal(reference[k], resumed[k]) for k in reference)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--target", "photo"], "direction"),
+    (["--layers", "42"], "out of range"),
+    (["--batch", "0"], "batch"),
+    (["--clip", "/nonexistent/clip"], "does not exist"),
+    (["--generator", "/nonexistent/g.pt"], "g.pt"),
+    (["--device", "cuda:7"], "cuda"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(base_file, tiny_clip_dir, tmp_path, capsys, extra, message):
+    out = tmp_path / "run"
+    argv = common(base_file, tiny_clip_dir, out)
+    if extra[0] == "--clip":
+        argv[argv.index("--clip") + 1] = extra[1]
+        extra = []
+    assert main(argv + extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("nada: error:") and len(err.splitlines()) == 1
+    assert message.lower() in err.lower()
+    assert not out.exists()
