@@ -33,7 +33,7 @@ class GanConfig:
     steps: int = 12000
     batch: int = 32
     lr: float = 0.002
-    r1_gamma: float = 0.1
+    r1_gamma: float = 1.0
     d_reg_every: int = 16
     ema_half_life_kimg: float = 5.0
     mixing_prob: float = 0.9
@@ -99,8 +99,19 @@ class GanTrainer:
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.step = 0
         self.log: list[dict] = []
-        self.pool = render_pool(cfg.pool_size, cfg.style, cfg.seed + 2)
+        self.pool = self._pool()
         self.fixed_z = torch.randn(32, self.G.z_dim, generator=torch.Generator().manual_seed(1234))
+
+    def _pool(self) -> torch.Tensor:
+        """The rendered training pool, cached in the output directory (rendering it is the slow part of a restart)."""
+        cfg = self.cfg
+        path = self.out / f"pool_{cfg.style.replace(' ', '_')}_{cfg.pool_size}_{cfg.seed}.pt"
+        if path.exists():
+            return torch.load(path, weights_only=True)
+        pool = render_pool(cfg.pool_size, cfg.style, cfg.seed + 2)
+        with atomic_path(path) as tmp:
+            torch.save(pool, tmp)
+        return pool
 
     # -------------------------------------------------------------- state
 
@@ -172,8 +183,10 @@ class GanTrainer:
 
     def snapshot(self) -> None:
         with torch.no_grad():
-            imgs = self.G_ema(self.fixed_z, noise_mode="const")
-        save_grid(imgs, self.out / "samples" / f"{self.step:06d}.png", nrow=8, upscale=2)
+            ema = self.G_ema(self.fixed_z, noise_mode="const")
+            raw = self.G(self.fixed_z[:8], noise_mode="const")
+        # top rows: EMA generator (what ships); last row: the raw generator, which shows collapse early
+        save_grid(torch.cat([ema[:24], raw]), self.out / "samples" / f"{self.step:06d}.png", nrow=8, upscale=2)
 
     def export(self) -> Path:
         from ..generators.checkpoints import save_generator
