@@ -154,8 +154,9 @@ def export_rosinality(G: Generator, path: str | os.PathLike) -> Path:
     """Write ``G`` in rosinality's ``.pt`` layout (``g_ema``, ``latent_avg``, ``args``) atomically.
 
     ``args`` is a plain dict (size, latent, n_mlp, channel_multiplier) plus, only when they
-    differ from rosinality's fixed choices, ``channels``, ``lr_mlp`` and ``conv_clamp``, which
-    :func:`load_generator` reads back so the round trip is exact.
+    differ from rosinality's fixed choices, ``channels`` (informative: channel counts are read
+    back from the tensor shapes), ``lr_mlp`` and ``conv_clamp`` (read back by
+    :func:`load_generator`), so the round trip is exact.
     """
     path = Path(path)
     cfg = G.config
