@@ -65,7 +65,7 @@ for _ in range(args["iters"]):
 peak_step = peak_mib()
 ws = run._latents(args["select_batch"], 0.0)
 t = time.perf_counter()
-select_rows_adaptive(run.G_train, ws, run.guidance.global_loss, k, 1)
+select_rows_adaptive(run.G_train, ws, run.guidance.global_loss, k, 1, chunk=args["select_chunk"] or None)
 sync()
 t_select = time.perf_counter() - t
 print(json.dumps({"sec_per_step": sum(times) / len(times), "sec_select": t_select,
@@ -84,13 +84,14 @@ def main() -> int:
     p.add_argument("--intervals", type=int, nargs="+", default=[1, 10])
     p.add_argument("--k", type=int, default=6, help="rows trained per step")
     p.add_argument("--select-batch", type=int, default=8, help="latents per selection pass (the paper: 8)")
+    p.add_argument("--select-chunk", type=int, default=0, help="selection in pieces of N latents (0 = all at once)")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
     out = args.out or Path(__file__).parent / "results" / f"adapt_{args.device.split(':')[0]}.json"
     results = []
     for res in args.resolutions:
         for batch in args.batches:
-            case = dict(resolution=res, batch=batch, k=args.k, select_batch=args.select_batch, iters=args.iters,
+            case = dict(resolution=res, batch=batch, k=args.k, select_batch=args.select_batch, select_chunk=args.select_chunk, iters=args.iters,
                         device=args.device, threads=args.threads)
             t0 = time.time()
             proc = subprocess.run([sys.executable, "-c", CASE, json.dumps(case)], capture_output=True, text=True)

@@ -79,7 +79,7 @@ def test_adaptive_selection_matches_reference(tiny_generator):
     G = tiny_generator.double()
     torch.manual_seed(1)
     ws = G.mapping(torch.randn(3, G.z_dim, dtype=torch.float64)).detach()
-    target = torch.randn(3, 3, 32, 32, dtype=torch.float64)
+    target = torch.randn(1, 3, 32, 32, dtype=torch.float64)
 
     def loss(img):
         return (img - target).pow(2).mean()
@@ -98,6 +98,9 @@ def test_adaptive_selection_matches_reference(tiny_generator):
     assert sel.rows == sorted(torch.topk(scores, 3).indices.tolist())
     # the probe leaves the generator's weights alone
     assert all(torch.equal(before[n], p) for n, p in G.named_parameters())
+    # pushing the batch through in chunks gives the same gradient of the batch-mean loss
+    chunked = select_rows_adaptive(G, ws, loss, k=3, iters=2, lr=0.5, chunk=2)
+    assert torch.allclose(torch.tensor(chunked.scores, dtype=torch.float64), scores, rtol=1e-9, atol=1e-15)
 
 
 # ----------------------------------------------------------------------------- freezing

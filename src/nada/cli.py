@@ -166,6 +166,7 @@ _FIELD_HELP = {
     "auto_layer_interval": "adaptive: select every N steps (1 = the paper)",
     "auto_layer_falloff": "adaptive: train one row fewer every N steps (0 = never)",
     "auto_layer_min_k": "adaptive: floor of the shrinking k",
+    "auto_layer_chunk": "adaptive: push the selection batch through in pieces of N to save memory (0 = all at once)",
     "sample_every": "write a frozen-over-trained grid every N steps (0 = never)",
     "save_every": "write the resumable training state every N steps (0 = only at the end)",
     "n_samples": "samples per grid row",

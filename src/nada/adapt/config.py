@@ -49,6 +49,7 @@ class AdaptConfig:
     auto_layer_interval: int = 1  # 1 = re-select every step (the paper); N = every N steps
     auto_layer_falloff: int = 0  # shrink k by one every N steps (0 = never)
     auto_layer_min_k: int = 1
+    auto_layer_chunk: int = 0  # push the selection batch through in pieces of N to bound memory (0 = whole)
 
     sample_every: int = 50
     save_every: int = 100
@@ -73,7 +74,7 @@ class AdaptConfig:
         for name in ("iters", "batch", "lr", "auto_layer_k", "auto_layer_iters", "auto_layer_batch", "auto_layer_interval",
                      "auto_layer_min_k", "n_samples"):
             positive(name)
-        for name in ("sample_every", "save_every", "auto_layer_falloff", "auto_layer_lr"):
+        for name in ("sample_every", "save_every", "auto_layer_falloff", "auto_layer_lr", "auto_layer_chunk"):
             positive(name, allow_zero=True)
         if not 0 <= self.mixing <= 1:
             raise AdaptConfigError(f"mixing must be a probability in [0, 1], got {self.mixing}")

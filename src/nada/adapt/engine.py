@@ -158,7 +158,8 @@ class Adapter:
             return
         k = scheduled_k(self.step, cfg.auto_layer_k, cfg.auto_layer_falloff, cfg.auto_layer_min_k)
         ws = self._latents(cfg.auto_layer_batch, 0.0)
-        sel = select_rows_adaptive(self.G_train, ws, self.guidance.global_loss, k, cfg.auto_layer_iters, cfg.auto_layer_lr)
+        sel = select_rows_adaptive(self.G_train, ws, self.guidance.global_loss, k, cfg.auto_layer_iters, cfg.auto_layer_lr,
+                                   chunk=cfg.auto_layer_chunk or None)
         self._set_rows(sel.rows)
         self.selections.append({"step": self.step, "k": k, "rows": sel.rows, "scores": [float(f"{s:.4g}") for s in sel.scores]})
 

@@ -111,20 +111,27 @@ class Selection:
 
 
 def select_rows_adaptive(G_train: Generator, ws: torch.Tensor, global_loss: Callable[[torch.Tensor], torch.Tensor],
-                         k: int, iters: int, lr: float = 0.01) -> Selection:
+                         k: int, iters: int, lr: float = 0.01, chunk: int | None = None) -> Selection:
     """The paper's adaptive layer choice.
 
     Starting from ``ws`` (N, num_ws, w_dim), take ``iters`` SGD steps on the W+ codes alone
     under ``global_loss`` through the *trained* generator, then rank rows by how far their
     codes moved and keep the top ``k``. Only the codes get gradients; the generator's
-    parameters and their ``.grad`` are untouched.
+    parameters and their ``.grad`` are untouched. ``chunk`` bounds memory: the codes are
+    pushed through in pieces of that many, each loss weighted by its share of the batch,
+    which gives the gradient of the batch-mean loss.
     """
     k = max(1, min(k, G_train.num_ws))
     start = ws.detach()
-    w = start.clone().requires_grad_(True)
+    w = start.clone()
+    n = len(w)
+    chunk = n if not chunk or chunk >= n else chunk
     for _ in range(max(1, iters)):
-        loss = global_loss(G_train.synthesis(w, noise_mode="const"))
-        (grad,) = torch.autograd.grad(loss, w)
+        grad = torch.empty_like(w)
+        for i in range(0, n, chunk):
+            part = w[i:i + chunk].clone().requires_grad_(True)
+            loss = global_loss(G_train.synthesis(part, noise_mode="const")) * (len(part) / n)
+            (grad[i:i + chunk],) = torch.autograd.grad(loss, part)
         with torch.no_grad():
             w -= lr * grad
     scores = (w.detach() - start).abs().mean(dim=-1).mean(dim=0)
