@@ -208,7 +208,9 @@ def add_adapt_command(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "adapt", help="adapt a generator to a domain described by text",
         description="Train a copy of a generator so that it moves from --source to --target in CLIP space. "
-                    "With no --generator/--clip the built-in world is used.")
+                    "With no --generator/--clip the built-in world is used. Options left out come from the "
+                    "generator's preset (the built-in world: 150 iterations of batch 4, k=6, selection every "
+                    "10 steps, 4 augmented views), then from the reference implementation's defaults shown below.")
     p.add_argument("--out", metavar="DIR", help="output directory (samples, checkpoints, final generator)")
     p.add_argument("--config", metavar="FILE", help="YAML config (e.g. a previous run's config.yaml); flags override it")
     p.add_argument("--resume", metavar="DIR", help="continue the unfinished run in DIR (uses DIR/config.yaml)")

@@ -27,11 +27,22 @@ def default_clips(generator: str) -> list[str]:
     return list(BUILTIN_CLIPS) if str(generator) == BUILTIN_GENERATOR else list(PAPER_CLIPS)
 
 
+# Options a generator's preset sets when the user leaves them out. The dataclass defaults are the
+# reference implementation's (1000 iterations of batch 16, k=1); the built-in 64-px world is small
+# and must finish in minutes on a laptop CPU, so it trains fewer, larger steps on more rows.
+PRESETS: dict[str, dict[str, Any]] = {
+    BUILTIN_GENERATOR: {
+        "iters": 150, "batch": 4, "auto_layer_k": 6, "auto_layer_interval": 10, "sample_every": 25,
+        "save_every": 50, "guidance": {"clip_augment": 4},
+    },
+}
+
+
 @dataclass
 class AdaptConfig:
     generator: str = BUILTIN_GENERATOR
-    iters: int = 200
-    batch: int = 4
+    iters: int = 1000
+    batch: int = 16
     lr: float = 0.002  # Adam with StyleGAN2's betas
     beta1: float = 0.0
     beta2: float = 0.99
@@ -42,7 +53,7 @@ class AdaptConfig:
 
     layers: Any = "adaptive"  # "adaptive", a group (all/texture/shape/no-fine) or a list of W+ rows
     layer_scope: str = "full"  # full | conv | affine
-    auto_layer_k: int = 6
+    auto_layer_k: int = 1
     auto_layer_iters: int = 1
     auto_layer_batch: int = 8
     auto_layer_lr: float = 0.01
@@ -51,7 +62,7 @@ class AdaptConfig:
     auto_layer_min_k: int = 1
     auto_layer_chunk: int = 0  # push the selection batch through in pieces of N to bound memory (0 = whole)
 
-    sample_every: int = 50
+    sample_every: int = 100
     save_every: int = 100
     n_samples: int = 8
     device: str = "cpu"
@@ -101,10 +112,15 @@ class AdaptConfig:
         unknown = sorted(set(data) - valid)
         if unknown:
             raise AdaptConfigError(f"unknown config key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(sorted(valid))}")
-        data = dict(data)
+        generator = str(data.get("generator", BUILTIN_GENERATOR))
+        preset = dict(PRESETS.get(generator, {}))
+        preset_guidance = preset.pop("guidance", {})
+        data = {**preset, **data}
         guidance = data.get("guidance") or {}
-        if isinstance(guidance, dict) and not guidance.get("clip"):
-            guidance = {**guidance, "clip": default_clips(data.get("generator", BUILTIN_GENERATOR))}
+        if isinstance(guidance, dict):
+            guidance = {**preset_guidance, **guidance}
+            if not guidance.get("clip"):
+                guidance["clip"] = default_clips(generator)
         data["guidance"] = guidance
         return cls(**data)
 
