@@ -111,16 +111,24 @@ def normalise(images: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------- data
 
 
-def render_pool(n_scenes: int, seed: int, chunk: int = 500, cache_dir: str | os.PathLike | None = None) -> tuple[torch.Tensor, list[Scene]]:
+def render_pool(
+    n_scenes: int, seed: int, chunk: int = 500, cache_dir: str | os.PathLike | None = None, all_shapes: bool = False
+) -> tuple[torch.Tensor, list[Scene]]:
     """Every one of ``n_scenes`` random scenes in all styles -> uint8 (n_scenes*5, 3, 64, 64) and scenes.
 
+    With ``all_shapes`` every scene is also drawn as each shape (n_scenes*5*4 images, in the
+    order scene, style, shape), so the four shapes of one scene and style are consecutive.
     With ``cache_dir`` the pixels are kept in a .npy file named by (n_scenes, seed), so a
     restarted run skips the rendering; the scenes are always re-drawn from the seed.
     """
     rng = np.random.default_rng(seed)
     base = sample_scenes(n_scenes, rng)
-    scenes = [Scene(**{**s.as_dict(), "style": st}) for s in base for st in STYLES]
-    cache = Path(cache_dir) / f"clip-pool-{n_scenes}-{seed}.npy" if cache_dir is not None else None
+    shapes = SHAPES if all_shapes else (None,)
+    scenes = [
+        Scene(**{**s.as_dict(), "style": st, **({"shape": sh} if sh else {})}) for s in base for st in STYLES for sh in shapes
+    ]
+    tag = "-shapes" if all_shapes else ""
+    cache = Path(cache_dir) / f"clip-pool-{n_scenes}-{seed}{tag}.npy" if cache_dir is not None else None
     if cache is not None and cache.is_file():
         arr = np.load(cache, allow_pickle=False)
         if arr.shape == (len(scenes), 3, RESOLUTION, RESOLUTION) and arr.dtype == np.uint8:
@@ -285,9 +293,25 @@ def train_clip(
     eval_every: int = 250,
     pool_cache: str | os.PathLike | None = None,
     stop_at: int | None = None,
+    init: str | os.PathLike | None = None,
+    shape_groups: bool = False,
+    pixel_block: int | None = None,
     log=print,
 ) -> dict:
-    """Train one CLIP into ``out``; ``stop_at`` ends the run early on the schedule of ``steps``."""
+    """Train one CLIP into ``out``; ``stop_at`` ends the run early on the schedule of ``steps``.
+
+    ``init`` continues from a saved model directory instead of a fresh ``preset`` model.
+    ``shape_groups`` builds every batch from groups of the same scene and style drawn as
+    all four shapes: images that differ in shape alone, the hardest negatives for shape.
+    ``pixel_block`` renders pixel art with another block size for this run (only to
+    reproduce the shipped models' first phases, which used 3).
+    """
+    from . import renderer
+
+    if pixel_block is not None:
+        if pixel_block < 1:
+            raise ValueError(f"pixel_block must be >= 1, got {pixel_block}")
+        renderer.PIXEL_BLOCK = pixel_block
     from transformers import CLIPModel
 
     if preset not in PRESETS:
@@ -296,11 +320,18 @@ def train_clip(
     out = Path(out)
     torch.manual_seed(seed)
     tokenizer = build_tokenizer()
-    model = CLIPModel(clip_config(len(tokenizer), **PRESETS[preset]))
+    if init is not None:
+        model = CLIPModel.from_pretrained(init)
+        if model.config.text_config.vocab_size != len(tokenizer):
+            raise ValueError(f"{init}: vocabulary size {model.config.text_config.vocab_size} != tokenizer's {len(tokenizer)}")
+        log(f"continuing from {init}")
+    else:
+        model = CLIPModel(clip_config(len(tokenizer), **PRESETS[preset]))
     n_params = sum(p.numel() for p in model.parameters())
     log(f"preset {preset}: {n_params} parameters")
 
-    pool, pool_scenes_list = render_pool(pool_scenes, seed, cache_dir=pool_cache)
+    pool, pool_scenes_list = render_pool(pool_scenes, seed, cache_dir=pool_cache, all_shapes=shape_groups)
+    group = len(SHAPES) if shape_groups else 1
     log(f"pool: {len(pool)} images rendered in {time.time() - t0:.0f}s")
     # held-out evaluation set: a different seed stream from the pool's
     eval_images, eval_labels = _eval_set(400, seed + 7919)
@@ -323,7 +354,8 @@ def train_clip(
     for step in range(last):
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
-        idx = torch.randint(0, len(pool), (batch,), generator=gen)
+        first = torch.randint(0, len(pool) // group, (batch // group,), generator=gen) * group
+        idx = (first[:, None] + torch.arange(group)).reshape(-1)
         scenes = [pool_scenes_list[i] for i in idx.tolist()]
         captions = caption_scenes(scenes, cap_rng)
         positives = torch.tensor([[c.fits(s) for c in captions] for s in scenes])
@@ -348,7 +380,9 @@ def train_clip(
             model.train()
             history.append({"step": step + 1, **acc})
             log(f"eval step {step + 1}: " + " ".join(f"{k} {v:.3f}" for k, v in acc.items()))
-            meta = {"preset": preset, "seed": seed, "steps": steps, "stop_at": stop_at, "step": step + 1}
+            meta = {"preset": preset, "seed": seed, "steps": steps, "stop_at": stop_at, "step": step + 1,
+                    "init": str(init) if init is not None else None, "shape_groups": shape_groups,
+                    "pixel_block": renderer.PIXEL_BLOCK}
             save_clip_dir(model, tokenizer, out, {**meta, "history": history})
     model.eval()
     summary = {
@@ -414,6 +448,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--pool-scenes", type=int, default=6000, help="scenes in the pre-rendered pool (x5 styles)")
     p.add_argument("--pool-cache", default=None, help="directory to keep the rendered pool in (skips re-rendering on a rerun)")
+    p.add_argument("--init", default=None, help="continue from this saved model directory")
+    p.add_argument("--shape-groups", action="store_true", help="batches of one scene drawn as all four shapes")
+    p.add_argument("--pixel-block", type=int, default=None, help="pixel-art block size for this run (default: the renderer's)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -433,6 +470,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         pool_scenes=args.pool_scenes,
         pool_cache=args.pool_cache,
         stop_at=args.stop_at,
+        init=args.init,
+        shape_groups=args.shape_groups,
+        pixel_block=args.pixel_block,
         log=lambda m: print(m, flush=True),
     )
     return 0

@@ -110,7 +110,8 @@ class Judge:
         self._check(images)
         outs = []
         for lo in range(0, images.shape[0], self.batch_size):
-            x = images[lo : lo + self.batch_size].to(self.device, torch.float32)
+            # generators overshoot [-1, 1]; judge what would be saved as an image
+            x = images[lo : lo + self.batch_size].to(self.device, torch.float32).clamp(-1, 1)
             outs.append({k: v.cpu() for k, v in self.net(x).items()})
         if not outs:
             empty = self.net(torch.zeros(1, 3, self.net.config.resolution, self.net.config.resolution, device=self.device))
