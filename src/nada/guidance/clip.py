@@ -337,7 +337,10 @@ def _short_reason(exc: BaseException) -> str:
 
 def _load_parts(source: str, local_only: bool, cache_dir: str | None) -> tuple[Any, Any, dict | None]:
     from transformers import AutoTokenizer, CLIPModel
+    from transformers.utils import logging as hf_logging
 
+    # a per-tensor "Loading weights" bar for every model load drowns our own progress output
+    hf_logging.disable_progress_bar()
     kwargs: dict[str, Any] = {"local_files_only": local_only}
     if cache_dir is not None:
         kwargs["cache_dir"] = cache_dir
