@@ -196,3 +196,16 @@ def test_augment_is_differentiable_and_keeps_range():
     assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1
     y.sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_train_cli_dispatch_and_contact_sheet(tmp_path, capsys):
+    from PIL import Image
+
+    from nada.toyworld.train import main
+
+    assert main(["no-such-model"]) == 2
+    out = tmp_path / "sheet.png"
+    assert main(["sheet", "--out", str(out), "--columns", "3", "--upscale", "1"]) == 0
+    with Image.open(out) as im:
+        # five rows (styles) of three 64 px tiles with 2 px padding
+        assert im.size == (3 * 66 + 2, 5 * 66 + 2)

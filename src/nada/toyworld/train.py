@@ -16,7 +16,6 @@ _SUBCOMMANDS = {
     "clip": "nada.toyworld.clip_train",
     "judge": "nada.toyworld.judge_train",
     "generator": "nada.toyworld.gan_train",
-    "sheet": "nada.toyworld.train",
 }
 
 
@@ -47,14 +46,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
-        print(f"\nsubcommands: {', '.join(_SUBCOMMANDS)}")
+        print(f"\nsubcommands: {', '.join(_SUBCOMMANDS)}, sheet")
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
-    if cmd not in _SUBCOMMANDS:
-        print(f"error: unknown subcommand {cmd!r}; expected one of {', '.join(_SUBCOMMANDS)}", file=sys.stderr)
-        return 2
     if cmd == "sheet":
         return contact_sheet_main(rest)
+    if cmd not in _SUBCOMMANDS:
+        print(f"error: unknown subcommand {cmd!r}; expected one of {', '.join(_SUBCOMMANDS)}, sheet", file=sys.stderr)
+        return 2
     module = importlib.import_module(_SUBCOMMANDS[cmd])
     return int(module.main(rest) or 0)
 
