@@ -80,7 +80,15 @@ def make_tiny_clip(
         model = CLIPModel(config).eval()
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
-    processor = {
+    processor = clip_processor_config(image_size, image_mean, image_std)
+    atomic_write_text(directory / "preprocessor_config.json", json.dumps(processor, indent=2) + "\n")
+    return directory
+
+
+def clip_processor_config(image_size: int, image_mean: Sequence[float] = OPENAI_CLIP_MEAN,
+                          image_std: Sequence[float] = OPENAI_CLIP_STD) -> dict:
+    """``preprocessor_config.json`` of a CLIP with square input ``image_size``: resize, centre crop, mean/std."""
+    return {
         "image_processor_type": "CLIPImageProcessor",
         "do_resize": True,
         "size": {"shortest_edge": image_size},
@@ -94,5 +102,3 @@ def make_tiny_clip(
         "image_std": [float(v) for v in image_std],
         "do_convert_rgb": True,
     }
-    atomic_write_text(directory / "preprocessor_config.json", json.dumps(processor, indent=2) + "\n")
-    return directory

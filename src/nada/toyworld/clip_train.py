@@ -85,20 +85,9 @@ def clip_config(
 
 def preprocessor_config() -> dict:
     """``preprocessor_config.json`` of a 64x64 CLIP with OpenAI's mean/std (resize + centre crop to 64)."""
-    return {
-        "image_processor_type": "CLIPImageProcessor",
-        "do_resize": True,
-        "size": {"shortest_edge": RESOLUTION},
-        "resample": 3,
-        "do_center_crop": True,
-        "crop_size": {"height": RESOLUTION, "width": RESOLUTION},
-        "do_rescale": True,
-        "rescale_factor": 1 / 255,
-        "do_normalize": True,
-        "image_mean": list(CLIP_MEAN),
-        "image_std": list(CLIP_STD),
-        "do_convert_rgb": True,
-    }
+    from ..guidance.testing import clip_processor_config
+
+    return clip_processor_config(RESOLUTION, CLIP_MEAN, CLIP_STD)
 
 
 def normalise(images: torch.Tensor) -> torch.Tensor:
