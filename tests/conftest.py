@@ -13,6 +13,12 @@ import torch
 TINY_CHANNELS = {4: 32, 8: 32, 16: 16, 32: 8}
 
 
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    """No test reaches a model hub, whatever the caller's environment says."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
 def make_tiny_generator(seed: int = 0, resolution: int = 32):
     from nada.generators.stylegan2 import Generator, GeneratorConfig
 

@@ -23,11 +23,6 @@ MEAN = (0.5, 0.4, 0.3)  # not CLIP's: proves the values are read from preprocess
 STD = (0.2, 0.25, 0.3)
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory):
     return make_tiny_clip(tmp_path_factory.mktemp("tinyclip"), patch_size=8, image_size=32, seed=3, image_mean=MEAN, image_std=STD)

@@ -26,11 +26,6 @@ from nada.imaging import from_uint8
 torch.set_num_threads(1)
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     return load_clip(make_tiny_clip(tmp_path_factory.mktemp("clip"), seed=1))

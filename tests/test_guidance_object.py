@@ -19,11 +19,6 @@ from nada.guidance.testing import make_tiny_clip
 torch.set_num_threads(1)
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory):
     return make_tiny_clip(tmp_path_factory.mktemp("clip8"), patch_size=8, seed=5)
