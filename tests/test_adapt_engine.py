@@ -304,3 +304,14 @@ def test_killed_run_resumes_bit_identically(tiny_clip_dir, tmp_path):
     strip = lambda h: [{k: v for k, v in r.items() if k != "time_s"} for r in h]  # noqa: E731
     assert strip(ma["history"]) == strip(mb["history"])
     assert ma["layer_selections"] == mb["layer_selections"]
+
+
+def test_nada_adapt_stays_callable_after_its_submodules_are_imported():
+    import importlib
+
+    import nada
+
+    importlib.import_module("nada.adapt.config")  # rebinds nada.adapt to the package
+    assert callable(nada.adapt)
+    with pytest.raises(TypeError, match="unknown option"):
+        nada.adapt("photo", "sketch", not_an_option=1)

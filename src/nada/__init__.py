@@ -25,7 +25,7 @@ _API = {
     "AdaptConfig": "nada.adapt.config",
     "Adapter": "nada.adapt.engine",
     "AdaptError": "nada.adapt.engine",
-    "adapt": "nada.adapt.engine",
+    "adapt": "nada.adapt",  # the package is callable: see nada/adapt/__init__.py
 }
 
 __all__ = sorted(_API) + ["__version__"]
@@ -35,7 +35,8 @@ def __getattr__(name: str) -> Any:
     module = _API.get(name)
     if module is None:
         raise AttributeError(f"module 'nada' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    imported = importlib.import_module(module)
+    value = imported if module == f"nada.{name}" else getattr(imported, name)
     globals()[name] = value
     return value
 

@@ -1,0 +1,84 @@
+"""The built-in world's adaptation targets, measured the way a user runs them.
+
+For each case: `nada adapt --source S --target T --out DIR` with every default (seed 0), then
+`nada toyworld evaluate --generator DIR/generator.safetensors --expect ... --n 256 --seed 0
+--json`. Prints one line per case against its thresholds and writes all reports to
+`benchmarks/results/toyworld_targets.json`.
+
+    python benchmarks/toyworld_targets.py [--work DIR] [--cases sketch neon ...] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# name: (source, target, expectations, thresholds: target_rate and the preserved labels)
+CASES = {
+    "sketch": ("photo", "sketch", ["style=sketch"], {"target_rate": 0.90, "shape": 0.90, "colour": 0.90, "position_shift_px": 3.0}),
+    "pixel art": ("photo", "pixel art", ["style=pixel art"], {"target_rate": 0.80, "shape": 0.80, "colour": 0.80}),
+    "neon": ("photo", "neon", ["style=neon"], {"target_rate": 0.80, "shape": 0.80, "colour": 0.80}),
+    "watercolor": ("photo", "watercolor", ["style=watercolor"], {"target_rate": 0.80, "shape": 0.80, "colour": 0.80}),
+    "circle->square": ("a photo of a circle", "a photo of a square", ["shape=square"], {"target_rate": 0.70, "colour": 0.80}),
+    "red->blue": ("red", "blue", ["colour=blue"], {"target_rate": 0.70, "shape": 0.80}),
+}
+
+
+def run_case(name: str, work: Path, env: dict) -> dict:
+    source, target, expect, want = CASES[name]
+    out = work / name.replace(" ", "_").replace(">", "")
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, "-m", "nada.cli", "adapt", "--source", source, "--target", target, "--out", str(out),
+                           "--overwrite"], env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"nada adapt failed for {name}:\n{proc.stderr[-2000:]}")
+    wall = time.time() - t0
+    cmd = [sys.executable, "-m", "nada.cli", "toyworld", "evaluate", "--generator", str(out / "generator.safetensors"), "--n", "256", "--seed", "0", "--json"]
+    for e in expect:
+        cmd += ["--expect", e]
+    report = json.loads(subprocess.run(cmd, check=True, env=env, capture_output=True, text=True).stdout)
+    got = {"target_rate": report["target_rate"], "position_shift_px": report["position_shift_px"], **report["preserved"]}
+    passed = {k: (got[k] <= v if k == "position_shift_px" else got[k] >= v) for k, v in want.items()}
+    return {"case": name, "source": source, "target": target, "expect": expect, "adapt_wall_s": round(wall, 1),
+            "thresholds": want, "passed": passed, "report": report}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--work", type=Path, default=None, help="where the runs go (default: a temporary folder)")
+    p.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    p.add_argument("--threads", type=int, default=None, help="OMP threads for the runs (default: torch's)")
+    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "toyworld_targets.json")
+    args = p.parse_args()
+    env = dict(os.environ)
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        for name in args.cases:
+            r = run_case(name, work, env)
+            results.append(r)
+            rep = r["report"]
+            marks = " ".join(f"{k}{'✓' if ok else '✗'}" for k, ok in r["passed"].items())
+            print(f"{name:15s} target_rate {rep['target_rate']:.3f} (base {rep['base_target_rate']:.3f}) "
+                  f"preserved {json.dumps({k: round(v, 3) for k, v in rep['preserved'].items()})} "
+                  f"shift {rep['position_shift_px']:.2f}px fid {rep['fid_to_target']:.1f}  "
+                  f"adapt {r['adapt_wall_s']:.0f}s  {marks}", flush=True)
+    doc = {"benchmark": "toyworld adaptation targets", "n": 256, "seed": 0, "cpu_count": os.cpu_count(),
+           "threads": args.threads, "results": results}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=args.out.parent, delete=False, suffix=".tmp") as f:
+        json.dump(doc, f, indent=1)
+    os.replace(f.name, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
