@@ -59,6 +59,9 @@ class GanConfig:
     # L1 weight of pixels on or within 2 px of the object relative to background pixels; the
     # object covers ~10% of the image, and plain L1 learns the background first
     anchor_object_weight: float = 1.0
+    # weight of an L1 term on image gradients (finite differences): shapes of equal area differ
+    # only along their outline, which plain L1 barely sees
+    anchor_edge_weight: float = 0.0
     channels: dict = field(default_factory=lambda: dict(TOY_CHANNELS))
 
     def generator_config(self) -> GeneratorConfig:
@@ -200,7 +203,12 @@ class GanTrainer:
         scenes = scene_from_latent(z, self.cfg.style)
         target = render(scenes)
         weight = 1 + (self.cfg.anchor_object_weight - 1) * (shape_sdf(scenes) < 2).float()
-        return ((self.G(z, noise_mode="random") - target).abs() * weight).mean() / weight.mean()
+        diff = self.G(z, noise_mode="random") - target
+        loss = (diff.abs() * weight).mean() / weight.mean()
+        if self.cfg.anchor_edge_weight > 0:
+            edges = (diff[..., 1:, :] - diff[..., :-1, :]).abs().mean() + (diff[..., :, 1:] - diff[..., :, :-1]).abs().mean()
+            loss = loss + self.cfg.anchor_edge_weight * edges
+        return loss
 
     def update_ema(self) -> None:
         beta = 0.5 ** (self.cfg.batch / (self.cfg.ema_half_life_kimg * 1000))
@@ -297,10 +305,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="steps of anchor-only training before the discriminator joins")
     p.add_argument("--anchor-object-weight", type=float, default=GanConfig.anchor_object_weight,
                    help="anchor L1 weight of object pixels relative to background pixels")
+    p.add_argument("--anchor-edge-weight", type=float, default=GanConfig.anchor_edge_weight,
+                   help="weight of the anchor's L1 on image gradients (outlines)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    cfg = GanConfig(anchor_object_weight=args.anchor_object_weight, mapping_lr_boost=args.mapping_lr_boost, anchor_warmup=args.anchor_warmup, steps=args.steps, batch=args.batch, pool_size=args.pool_size, save_every=args.save_every,
+    cfg = GanConfig(anchor_edge_weight=args.anchor_edge_weight, anchor_object_weight=args.anchor_object_weight, mapping_lr_boost=args.mapping_lr_boost, anchor_warmup=args.anchor_warmup, steps=args.steps, batch=args.batch, pool_size=args.pool_size, save_every=args.save_every,
                     sample_every=args.sample_every, r1_gamma=args.r1_gamma, anchor_weight=args.anchor_weight, seed=args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     trainer = GanTrainer(cfg, args.out)
