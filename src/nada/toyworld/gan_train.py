@@ -80,12 +80,16 @@ def render_pool(n: int, style: str, seed: int) -> torch.Tensor:
     return torch.cat(chunks)
 
 
+# rotational symmetry order of each shape (the circle's rotation changes nothing)
+SYMMETRY = {"circle": 1, "square": 4, "triangle": 3, "star": 5}
+
+
 def scene_from_latent(z: torch.Tensor, style: str = "photo") -> list:
     """The anchor's fixed map from latents (N, >=21) to scenes with the renderer's distributions.
 
     z ~ N(0, I) gives exactly the renderer's scene distribution: argmax over 4 (6) coordinates
     is a uniform shape (colour), Phi(z) is uniform on [0, 1], and atan2 of two coordinates is a
-    uniform angle. Coordinates 21 and up are not used.
+    uniform angle. Coordinates 14 and 21 and up are not used.
     """
     from .renderer import CENTRE_MARGIN, COLOURS, RESOLUTION, SHAPES, SIZE_RANGE, Scene
 
@@ -100,7 +104,12 @@ def scene_from_latent(z: torch.Tensor, style: str = "photo") -> list:
     margin = CENTRE_MARGIN * size + 1.0
     cx = margin + u[:, 11] * (RESOLUTION - 2 * margin)
     cy = margin + u[:, 12] * (RESOLUTION - 2 * margin)
-    rotation, bg_hue, bg_angle = angle(13), angle(15) / (2 * math.pi), angle(17)
+    # A shape with k-fold symmetry looks the same after a turn of 2 pi / k, so a monotone map of
+    # one coordinate onto [0, 2 pi / k) gives the renderer's images exactly and is far easier to
+    # fit than an angle: with an angle, L1 is best served by the rotation average, a disc.
+    order = torch.tensor([SYMMETRY[name] for name in SHAPES], dtype=z.dtype)[shape]
+    rotation = u[:, 13] * (2 * math.pi) / order
+    bg_hue, bg_angle = angle(15) / (2 * math.pi), angle(17)
     bg_tone = u[:, 19]
     light = -math.pi * 0.9 + u[:, 20] * (math.pi * 0.8)
     return [Scene(style=style, shape=SHAPES[int(shape[i])], colour=COLOURS[int(colour[i])], size=float(size[i]),
