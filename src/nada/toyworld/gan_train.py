@@ -303,24 +303,22 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m nada.toyworld.train generator", description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--seed", type=int, default=0)
-    for name in ("steps", "batch", "pool_size", "save_every", "sample_every"):
+    for name in ("steps", "batch", "pool_size", "save_every", "sample_every", "anchor_warmup"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(GanConfig, name))
-    p.add_argument("--r1-gamma", type=float, default=GanConfig.r1_gamma)
-    p.add_argument("--anchor-weight", type=float, default=GanConfig.anchor_weight,
-                   help="L1 weight pulling G(z) to the render of scene_from_latent(z); 0 = plain GAN")
-    p.add_argument("--mapping-lr-boost", type=float, default=GanConfig.mapping_lr_boost,
-                   help="Adam lr factor for the mapping network (it already runs at 0.01x)")
-    p.add_argument("--anchor-warmup", type=int, default=GanConfig.anchor_warmup,
-                   help="steps of anchor-only training before the discriminator joins")
-    p.add_argument("--anchor-object-weight", type=float, default=GanConfig.anchor_object_weight,
-                   help="anchor L1 weight of object pixels relative to background pixels")
-    p.add_argument("--anchor-edge-weight", type=float, default=GanConfig.anchor_edge_weight,
-                   help="weight of the anchor's L1 on image gradients (outlines)")
+    floats = {
+        "r1_gamma": "R1 weight",
+        "anchor_weight": "L1 weight pulling G(z) to the render of scene_from_latent(z); 0 = plain GAN",
+        "mapping_lr_boost": "Adam lr factor for the mapping network (it already runs at 0.01x)",
+        "anchor_object_weight": "anchor L1 weight of object pixels relative to background pixels",
+        "anchor_edge_weight": "weight of the anchor's L1 on image gradients (outlines)",
+    }
+    for name, help_text in floats.items():
+        p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(GanConfig, name), help=help_text)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    cfg = GanConfig(anchor_edge_weight=args.anchor_edge_weight, anchor_object_weight=args.anchor_object_weight, mapping_lr_boost=args.mapping_lr_boost, anchor_warmup=args.anchor_warmup, steps=args.steps, batch=args.batch, pool_size=args.pool_size, save_every=args.save_every,
-                    sample_every=args.sample_every, r1_gamma=args.r1_gamma, anchor_weight=args.anchor_weight, seed=args.seed)
+    options = ("steps", "batch", "pool_size", "save_every", "sample_every", "anchor_warmup", "seed", *floats)
+    cfg = GanConfig(**{name: getattr(args, name) for name in options})
     args.out.mkdir(parents=True, exist_ok=True)
     trainer = GanTrainer(cfg, args.out)
     if trainer.load():
