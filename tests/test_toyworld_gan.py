@@ -73,3 +73,18 @@ def test_gan_training_resumes_bit_identically(tmp_path):
     for (name, a), b in zip(straight.G_ema.state_dict().items(), resumed.G_ema.state_dict().values()):
         assert torch.equal(a, b), name
     assert (tmp_path / "b" / "generator.safetensors").exists()
+
+
+def test_state_saved_with_one_optimizer_group_still_resumes(tmp_path):
+    trainer = _trainer(tmp_path, anchor_weight=0.0)
+    trainer.train_step()
+    state = trainer.state()
+    groups = state["opt_g"]["param_groups"]
+    # the layout of states saved before the mapping network had a group of its own
+    state["opt_g"]["param_groups"] = [{**groups[1], "params": groups[0]["params"] + groups[1]["params"]}]
+    torch.save(state, tmp_path / "state.pt")
+    resumed = _trainer(tmp_path, anchor_weight=0.0)
+    assert resumed.load() and resumed.step == trainer.step
+    for (name, a), b in zip(trainer.opt_g.state_dict()["state"].items(), resumed.opt_g.state_dict()["state"].values()):
+        assert torch.equal(a["exp_avg"], b["exp_avg"]), name
+    resumed.train_step()  # the optimiser works on the restored moments

@@ -152,7 +152,8 @@ class GanTrainer:
         c = cfg.d_reg_every / (cfg.d_reg_every + 1)  # lazy regularisation keeps the effective lr
         mapping = [p for _, p in self.G.mapping_parameters()]
         synthesis = [p for _, p in self.G.synthesis_parameters()]
-        self.opt_g = torch.optim.Adam([{"params": synthesis}, {"params": mapping, "lr": cfg.lr * cfg.mapping_lr_boost}],
+        # mapping first: the flat order is G.parameters()' order, as in states saved with one group
+        self.opt_g = torch.optim.Adam([{"params": mapping, "lr": cfg.lr * cfg.mapping_lr_boost}, {"params": synthesis}],
                                       lr=cfg.lr, betas=(0.0, 0.99))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr * c, betas=(0.0, 0.99**c))
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)
@@ -192,10 +193,19 @@ class GanTrainer:
             return False
         s = torch.load(path, weights_only=True)
         self.G.load_state_dict(s["G"]); self.D.load_state_dict(s["D"]); self.G_ema.load_state_dict(s["G_ema"])
-        self.opt_g.load_state_dict(s["opt_g"]); self.opt_d.load_state_dict(s["opt_d"])
+        self.opt_g.load_state_dict(self._two_groups(s["opt_g"])); self.opt_d.load_state_dict(s["opt_d"])
         self.gen.set_state(s["gen"]); torch.set_rng_state(s["torch_rng"])
         self.step, self.log = s["step"], s["log"]
         return True
+
+    def _two_groups(self, opt_state: dict) -> dict:
+        """States saved before the mapping network had its own group hold one group of all parameters."""
+        if len(opt_state["param_groups"]) != 1:
+            return opt_state
+        (group,) = opt_state["param_groups"]
+        n_mapping = len(self.opt_g.param_groups[0]["params"])
+        mapping = {**group, "params": group["params"][:n_mapping], "lr": group["lr"] * self.cfg.mapping_lr_boost}
+        return {**opt_state, "param_groups": [mapping, {**group, "params": group["params"][n_mapping:]}]}
 
     # -------------------------------------------------------------- loop
 
