@@ -16,9 +16,10 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from nada._io import atomic_write_text
 
 CASE = r"""
 import json, resource, sys, time, torch
@@ -114,10 +115,7 @@ def main() -> int:
            "note": "sec_per_iter = plain training step + one selection pass / interval (selection: 1 W+ step on "
                    "select_batch latents through the generator and CLIP)",
            "results": results}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=out.parent, delete=False, suffix=".tmp") as f:
-        json.dump(doc, f, indent=1)
-    os.replace(f.name, out)
+    atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
     print(f"wrote {out}")
     return 0
 

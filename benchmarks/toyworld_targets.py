@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from nada._io import atomic_write_text
+
 # name: (source, target, expectations, thresholds: target_rate and the preserved labels)
 CASES = {
     "sketch": ("photo", "sketch", ["style=sketch"], {"target_rate": 0.90, "shape": 0.90, "colour": 0.90, "position_shift_px": 3.0}),
@@ -72,10 +74,7 @@ def main() -> int:
                   f"adapt {r['adapt_wall_s']:.0f}s  {marks}", flush=True)
     doc = {"benchmark": "toyworld adaptation targets", "n": 256, "seed": 0, "cpu_count": os.cpu_count(),
            "threads": args.threads, "results": results}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=args.out.parent, delete=False, suffix=".tmp") as f:
-        json.dump(doc, f, indent=1)
-    os.replace(f.name, args.out)
+    atomic_write_text(args.out, json.dumps(doc, indent=1) + "\n")
     print(f"wrote {args.out}")
     return 0
 
