@@ -62,6 +62,14 @@ class GanConfig:
     # weight of an L1 term on image gradients (finite differences): shapes of equal area differ
     # only along their outline, which plain L1 barely sees
     anchor_edge_weight: float = 0.0
+    # extra L1 weight of pixels where the four shapes, drawn at this scene's size, place and
+    # rotation, disagree (inside some silhouettes, outside others): the only pixels that tell
+    # shapes apart, a few percent of the image, where the anchor's shape signal lives
+    anchor_shape_weight: float = 0.0
+    # anchor targets drawn at rotation 0: the generator need not learn rotation from the anchor,
+    # whose L1 optimum for a rotation it cannot resolve is the rotation average, a disc; the
+    # adversarial loss is left to bring rotations in
+    anchor_upright: bool = False
     channels: dict = field(default_factory=lambda: dict(TOY_CHANNELS))
 
     def generator_config(self) -> GeneratorConfig:
@@ -84,12 +92,13 @@ def render_pool(n: int, style: str, seed: int) -> torch.Tensor:
 SYMMETRY = {"circle": 1, "square": 4, "triangle": 3, "star": 5}
 
 
-def scene_from_latent(z: torch.Tensor, style: str = "photo") -> list:
+def scene_from_latent(z: torch.Tensor, style: str = "photo", upright: bool = False) -> list:
     """The anchor's fixed map from latents (N, >=21) to scenes with the renderer's distributions.
 
     z ~ N(0, I) gives exactly the renderer's scene distribution: argmax over 4 (6) coordinates
     is a uniform shape (colour), Phi(z) is uniform on [0, 1], and atan2 of two coordinates is a
-    uniform angle. Coordinates 14 and 21 and up are not used.
+    uniform angle. Coordinates 14 and 21 and up are not used. ``upright`` draws every shape at
+    rotation 0 instead of reading the rotation from coordinate 13.
     """
     from .renderer import CENTRE_MARGIN, COLOURS, RESOLUTION, SHAPES, SIZE_RANGE, Scene
 
@@ -108,7 +117,7 @@ def scene_from_latent(z: torch.Tensor, style: str = "photo") -> list:
     # one coordinate onto [0, 2 pi / k) gives the renderer's images exactly and is far easier to
     # fit than an angle: with an angle, L1 is best served by the rotation average, a disc.
     order = torch.tensor([SYMMETRY[name] for name in SHAPES], dtype=z.dtype)[shape]
-    rotation = u[:, 13] * (2 * math.pi) / order
+    rotation = u[:, 13] * (2 * math.pi) / order * (0.0 if upright else 1.0)
     bg_hue, bg_angle = angle(15) / (2 * math.pi), angle(17)
     bg_tone = u[:, 19]
     light = -math.pi * 0.9 + u[:, 20] * (math.pi * 0.8)
@@ -116,6 +125,48 @@ def scene_from_latent(z: torch.Tensor, style: str = "photo") -> list:
                   cx=float(cx[i]), cy=float(cy[i]), rotation=float(rotation[i]), bg_hue=float(bg_hue[i]),
                   bg_tone=float(bg_tone[i]), bg_angle=float(bg_angle[i]), light_angle=float(light[i]), seed=i)
             for i in range(len(z))]
+
+
+_UNIT_EXTENT = 1.7  # the unit-size templates cover [-1.7, 1.7]^2: star tips reach ~1.55
+
+
+def _unit_sdf_range(res: int = 256) -> torch.Tensor:
+    """(1, 2, res, res): min and max over the four shapes of their unit-size signed distance."""
+    from .renderer import _UNIT_POLYGONS, SHAPES, _polygon_sdf
+
+    c = torch.linspace(-_UNIT_EXTENT, _UNIT_EXTENT, res)
+    yy, xx = torch.meshgrid(c, c, indexing="ij")
+    points = torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)
+    fields = [points.norm(dim=1) - 1.0 if name == "circle"
+              else _polygon_sdf(torch.from_numpy(_UNIT_POLYGONS[name]).float()[None], points)[0] for name in SHAPES]
+    d = torch.stack(fields)
+    return torch.stack([d.amin(0), d.amax(0)]).reshape(1, 2, res, res)
+
+
+_SDF_RANGE: list = []
+
+
+def shape_disagreement(scenes: list, band: float = 0.5) -> torch.Tensor:
+    """(N, 1, 64, 64) mask of pixels inside some but not all of the four shapes drawn in each scene's place.
+
+    All shapes scale and turn alike, so one unit-size template of the four signed distances is
+    placed per scene by ``grid_sample``; ``band`` pixels count as the outline of each shape.
+    """
+    from .renderer import _GRID, RESOLUTION
+
+    if not _SDF_RANGE:
+        _SDF_RANGE.append(_unit_sdf_range())
+    n = len(scenes)
+    params = torch.tensor([[s.cx, s.cy, s.size, s.rotation] for s in scenes], dtype=torch.float32).reshape(n, 4)
+    cos, sin = params[:, 3].cos()[:, None], params[:, 3].sin()[:, None]
+    dx, dy = _GRID[None, :, 0] - params[:, 0:1], _GRID[None, :, 1] - params[:, 1:2]
+    size = params[:, 2:3]
+    # the inverse rotation takes the pixel into the unit shape's frame
+    q = torch.stack([(cos * dx + sin * dy) / size, (-sin * dx + cos * dy) / size], dim=-1) / _UNIT_EXTENT
+    d = F.grid_sample(_SDF_RANGE[0].expand(n, -1, -1, -1), q.reshape(n, RESOLUTION, RESOLUTION, 2),
+                      mode="bilinear", padding_mode="border", align_corners=True)
+    threshold = (band / size).reshape(n, 1, 1, 1)
+    return ((d[:, :1] < threshold) & (d[:, 1:] > -threshold)).float()
 
 
 def mixed_ws(G: Generator, batch: int, prob: float, gen: torch.Generator) -> torch.Tensor:
@@ -219,9 +270,11 @@ class GanTrainer:
         from .renderer import render, shape_sdf
 
         z = torch.randn(self.cfg.batch, self.G.z_dim, generator=self.gen)
-        scenes = scene_from_latent(z, self.cfg.style)
+        scenes = scene_from_latent(z, self.cfg.style, upright=self.cfg.anchor_upright)
         target = render(scenes)
         weight = 1 + (self.cfg.anchor_object_weight - 1) * (shape_sdf(scenes) < 2).float()
+        if self.cfg.anchor_shape_weight > 0:
+            weight = weight + self.cfg.anchor_shape_weight * shape_disagreement(scenes)
         diff = self.G(z, noise_mode="random") - target
         loss = (diff.abs() * weight).mean() / weight.mean()
         if self.cfg.anchor_edge_weight > 0:
@@ -321,13 +374,15 @@ def main(argv: list[str] | None = None) -> int:
         "mapping_lr_boost": "Adam lr factor for the mapping network (it already runs at 0.01x)",
         "anchor_object_weight": "anchor L1 weight of object pixels relative to background pixels",
         "anchor_edge_weight": "weight of the anchor's L1 on image gradients (outlines)",
+        "anchor_shape_weight": "extra anchor L1 weight where the four shapes' silhouettes disagree",
     }
     for name, help_text in floats.items():
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(GanConfig, name), help=help_text)
+    p.add_argument("--anchor-upright", action="store_true", help="anchor targets at rotation 0 (see GanConfig)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    options = ("steps", "batch", "pool_size", "save_every", "sample_every", "anchor_warmup", "seed", *floats)
+    options = ("steps", "batch", "pool_size", "save_every", "sample_every", "anchor_warmup", "anchor_upright", "seed", *floats)
     cfg = GanConfig(**{name: getattr(args, name) for name in options})
     args.out.mkdir(parents=True, exist_ok=True)
     trainer = GanTrainer(cfg, args.out)
