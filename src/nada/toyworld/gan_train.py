@@ -70,6 +70,10 @@ class GanConfig:
     # whose L1 optimum for a rotation it cannot resolve is the rotation average, a disc; the
     # adversarial loss is left to bring rotations in
     anchor_upright: bool = False
+    # weight of a cross-entropy that makes shape and colour linearly readable from w, through a
+    # throwaway linear head: the synthesis cannot learn to draw a shape the mapping has not
+    # encoded, and the pixel loss alone gives the mapping almost no reason to encode it
+    anchor_code_weight: float = 0.0
     channels: dict = field(default_factory=lambda: dict(TOY_CHANNELS))
 
     def generator_config(self) -> GeneratorConfig:
@@ -207,6 +211,10 @@ class GanTrainer:
         self.opt_g = torch.optim.Adam([{"params": mapping, "lr": cfg.lr * cfg.mapping_lr_boost}, {"params": synthesis}],
                                       lr=cfg.lr, betas=(0.0, 0.99))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr * c, betas=(0.0, 0.99**c))
+        from .renderer import COLOURS, SHAPES
+
+        self.code_head = torch.nn.Linear(cfg.style_dim, len(SHAPES) + len(COLOURS))
+        self.opt_code = torch.optim.Adam(self.code_head.parameters(), lr=cfg.lr)
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.step = 0
         self.log: list[dict] = []
@@ -230,6 +238,7 @@ class GanTrainer:
         return {
             "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "code_head": self.code_head.state_dict(), "opt_code": self.opt_code.state_dict(),
             "gen": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
             "step": self.step, "log": self.log, "config": asdict(self.cfg),
         }
@@ -245,6 +254,8 @@ class GanTrainer:
         s = torch.load(path, weights_only=True)
         self.G.load_state_dict(s["G"]); self.D.load_state_dict(s["D"]); self.G_ema.load_state_dict(s["G_ema"])
         self.opt_g.load_state_dict(self._two_groups(s["opt_g"])); self.opt_d.load_state_dict(s["opt_d"])
+        if "code_head" in s:  # states from before the code term have none
+            self.code_head.load_state_dict(s["code_head"]); self.opt_code.load_state_dict(s["opt_code"])
         self.gen.set_state(s["gen"]); torch.set_rng_state(s["torch_rng"])
         self.step, self.log = s["step"], s["log"]
         return True
@@ -267,20 +278,63 @@ class GanTrainer:
         return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
 
     def anchor_loss(self) -> torch.Tensor:
-        from .renderer import render, shape_sdf
+        from .renderer import SHAPES, render, shape_sdf
 
-        z = torch.randn(self.cfg.batch, self.G.z_dim, generator=self.gen)
-        scenes = scene_from_latent(z, self.cfg.style, upright=self.cfg.anchor_upright)
+        cfg = self.cfg
+        z = torch.randn(cfg.batch, self.G.z_dim, generator=self.gen)
+        scenes = scene_from_latent(z, cfg.style, upright=cfg.anchor_upright)
         target = render(scenes)
-        weight = 1 + (self.cfg.anchor_object_weight - 1) * (shape_sdf(scenes) < 2).float()
-        if self.cfg.anchor_shape_weight > 0:
-            weight = weight + self.cfg.anchor_shape_weight * shape_disagreement(scenes)
-        diff = self.G(z, noise_mode="random") - target
+        weight = 1 + (cfg.anchor_object_weight - 1) * (shape_sdf(scenes) < 2).float()
+        if cfg.anchor_shape_weight > 0:
+            weight = weight + cfg.anchor_shape_weight * shape_disagreement(scenes)
+        ws = self.G.mapping(z)
+        diff = self.G.synthesis(ws, noise_mode="random") - target
         loss = (diff.abs() * weight).mean() / weight.mean()
-        if self.cfg.anchor_edge_weight > 0:
+        if cfg.anchor_edge_weight > 0:
             edges = (diff[..., 1:, :] - diff[..., :-1, :]).abs().mean() + (diff[..., :, 1:] - diff[..., :, :-1]).abs().mean()
-            loss = loss + self.cfg.anchor_edge_weight * edges
+            loss = loss + cfg.anchor_edge_weight * edges
+        if cfg.anchor_code_weight > 0:
+            logits = self.code_head(ws[:, 0])
+            k = len(SHAPES)  # the same argmaxes as scene_from_latent's
+            code = F.cross_entropy(logits[:, :k], z[:, 0:k].argmax(1)) + F.cross_entropy(logits[:, k:], z[:, k:10].argmax(1))
+            loss = loss + cfg.anchor_code_weight * code
         return loss
+
+    def pretrain_code(self, steps: int, batch: int = 512, keep_weight: float = 1.0) -> list[float]:
+        """Make shape and colour linearly readable from w before pixel training.
+
+        Only the mapping network and the code head move: cross-entropy of the head's shape and
+        colour readings, plus ``keep_weight`` times the squared change of w, so what the
+        synthesis already draws from w stays put. The EMA generator takes the new mapping as is.
+        Returns the shape accuracy of each step's batch.
+        """
+        from .renderer import SHAPES
+
+        k = len(SHAPES)
+        reference = copy.deepcopy(self.G).requires_grad_(False)
+        mapping = [p for _, p in self.G.mapping_parameters()]
+        opt = torch.optim.Adam([{"params": mapping, "lr": self.cfg.lr * 100},  # 0.01 equalised-lr multiplier
+                                {"params": self.code_head.parameters(), "lr": self.cfg.lr * 5}], betas=(0.9, 0.99))
+        gen = torch.Generator().manual_seed(self.cfg.seed + 7)
+        accuracy = []
+        for _ in range(steps):
+            z = torch.randn(batch, self.G.z_dim, generator=gen)
+            w = self.G.mapping(z)[:, 0]
+            with torch.no_grad():
+                w0 = reference.mapping(z)[:, 0]
+            logits = self.code_head(w)
+            shape, colour = z[:, 0:k].argmax(1), z[:, k:10].argmax(1)
+            ce = F.cross_entropy(logits[:, :k], shape) + F.cross_entropy(logits[:, k:], colour)
+            loss = ce + keep_weight * (w - w0).pow(2).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            accuracy.append((logits[:, :k].argmax(1) == shape).float().mean().item())
+        with torch.no_grad():
+            for (_, pe), (_, p) in zip(self.G_ema.mapping_parameters(), self.G.mapping_parameters()):
+                pe.copy_(p)
+        self.log.append({"step": self.step, "code_pretrain": steps, "shape_accuracy": accuracy[-1] if accuracy else None})
+        return accuracy
 
     def update_ema(self) -> None:
         beta = 0.5 ** (self.cfg.batch / (self.cfg.ema_half_life_kimg * 1000))
@@ -296,9 +350,9 @@ class GanTrainer:
         if self.step < cfg.anchor_warmup:
             G.requires_grad_(True)
             anchor = self.anchor_loss()
-            self.opt_g.zero_grad(set_to_none=True)
+            self.opt_g.zero_grad(set_to_none=True); self.opt_code.zero_grad(set_to_none=True)
             anchor.backward()
-            self.opt_g.step()
+            self.opt_g.step(); self.opt_code.step()
             self.update_ema()
             return {"d": 0.0, "g": 0.0, "r1": 0.0, "anchor": anchor.item()}
         # discriminator
@@ -322,9 +376,9 @@ class GanTrainer:
         fake = G.synthesis(mixed_ws(G, cfg.batch, cfg.mixing_prob, self.gen), noise_mode="random")
         g_loss = g_nonsaturating_loss(D(fake))
         anchor = self.anchor_loss() if cfg.anchor_weight > 0 else torch.zeros(())
-        self.opt_g.zero_grad(set_to_none=True)
+        self.opt_g.zero_grad(set_to_none=True); self.opt_code.zero_grad(set_to_none=True)
         (g_loss + cfg.anchor_weight * anchor).backward()
-        self.opt_g.step()
+        self.opt_g.step(); self.opt_code.step()
         self.update_ema()
         return {"d": d_loss.item(), "g": g_loss.item(), "r1": r1.item(), "anchor": anchor.item()}
 
@@ -366,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m nada.toyworld.train generator", description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--code-pretrain", type=int, default=0, metavar="N",
+                   help="first run N steps of GanTrainer.pretrain_code (once per run directory and step)")
     for name in ("steps", "batch", "pool_size", "save_every", "sample_every", "anchor_warmup"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(GanConfig, name))
     floats = {
@@ -375,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         "anchor_object_weight": "anchor L1 weight of object pixels relative to background pixels",
         "anchor_edge_weight": "weight of the anchor's L1 on image gradients (outlines)",
         "anchor_shape_weight": "extra anchor L1 weight where the four shapes' silhouettes disagree",
+        "anchor_code_weight": "weight of the cross-entropy reading shape and colour from w by a linear head",
     }
     for name, help_text in floats.items():
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(GanConfig, name), help=help_text)
@@ -388,6 +445,11 @@ def main(argv: list[str] | None = None) -> int:
     trainer = GanTrainer(cfg, args.out)
     if trainer.load():
         print(f"resumed at step {trainer.step}", flush=True)
+    done = any(e.get("code_pretrain") and e["step"] == trainer.step for e in trainer.log)
+    if args.code_pretrain and not done:
+        accuracy = trainer.pretrain_code(args.code_pretrain)
+        print(f"code pre-training: {args.code_pretrain} steps, shape read from w at {accuracy[-1]:.3f}", flush=True)
+        trainer.save()
     path = trainer.run()
     print(f"wrote {path}")
     return 0
