@@ -10,8 +10,9 @@ from nada.toyworld.evaluate import evaluate
 
 
 def test_short_builtin_adaptation_makes_sketches_the_judge_recognises():
-    # 40 steps, all layers at a higher lr: the built-in preset's 150 adaptive steps, compressed
-    result = nada.adapt("photo", "sketch", iters=40, layers="all", lr=0.005, progress=False)
+    # Half the built-in preset's 300 adaptive steps. On the shipped generator the judge's verdict
+    # flips between 100 steps (0.13) and 120 (1.0); 150 leaves a margin (measured 1.0, 33 s).
+    result = nada.adapt("photo", "sketch", iters=150, progress=False)
     report = evaluate(result.generator, ["style=sketch"], n=128, seed=0)
     assert report["base_target_rate"] <= 0.05  # the base generator draws photos, not sketches
     assert report["target_rate"] >= 0.4
