@@ -6,6 +6,7 @@ For each case: `nada adapt --source S --target T --out DIR` with every default (
 `benchmarks/results/toyworld_targets.json`.
 
     python benchmarks/toyworld_targets.py [--work DIR] [--cases sketch neon ...] [--threads 2]
+        [--figure docs/img/toy_adaptation_targets.png]
 """
 from __future__ import annotations
 
@@ -31,9 +32,13 @@ CASES = {
 }
 
 
+def _slug(name: str) -> str:
+    return name.replace(" ", "_").replace(">", "")
+
+
 def run_case(name: str, work: Path, env: dict) -> dict:
     source, target, expect, want = CASES[name]
-    out = work / name.replace(" ", "_").replace(">", "")
+    out = work / _slug(name)
     t0 = time.time()
     proc = subprocess.run([sys.executable, "-m", "nada.cli", "adapt", "--source", source, "--target", target, "--out", str(out),
                            "--overwrite"], env=env, capture_output=True, text=True)
@@ -50,13 +55,50 @@ def run_case(name: str, work: Path, env: dict) -> dict:
             "thresholds": want, "passed": passed, "report": report}
 
 
+def stack_rows(finals: list[tuple[str, Path]], path: Path) -> None:
+    """One picture: the base row of the first run's `final.png`, then each run's adapted row.
+
+    Every run's `final.png` is two rows (frozen above, adapted below) on the same latents,
+    so the base row is shared and the figure compares all cases on the same samples.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    label_w = 220
+    rows = []
+    for i, (name, final) in enumerate(finals):
+        im = Image.open(final).convert("RGB")
+        half = im.height // 2
+        if i == 0:
+            rows.append(("base", im.crop((0, 0, im.width, half))))
+        rows.append((name, im.crop((0, half, im.width, im.height))))
+    w, h = rows[0][1].size
+    sheet = Image.new("RGB", (label_w + w, h * len(rows)), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=max(12, h // 10))
+    for r, (name, im) in enumerate(rows):
+        sheet.paste(im, (label_w, r * h))
+        draw.text((10, r * h + h // 2), name, fill="black", font=font, anchor="lm")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.png")
+    sheet.save(tmp)
+    os.replace(tmp, path)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", type=Path, default=None, help="where the runs go (default: a temporary folder)")
     p.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     p.add_argument("--threads", type=int, default=None, help="OMP threads for the runs (default: torch's)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "toyworld_targets.json")
+    p.add_argument("--figure", type=Path, default=None, help="also stack the runs' final.png into one picture")
+    p.add_argument("--figure-only", action="store_true", help="with --work and --figure: only redraw the picture")
     args = p.parse_args()
+    if args.figure_only:
+        if not (args.work and args.figure):
+            raise SystemExit("--figure-only needs --work and --figure")
+        stack_rows([(n, args.work / _slug(n) / "final.png") for n in args.cases], args.figure)
+        print(f"wrote {args.figure}")
+        return 0
     env = dict(os.environ)
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)
@@ -72,6 +114,9 @@ def main() -> int:
                   f"preserved {json.dumps({k: round(v, 3) for k, v in rep['preserved'].items()})} "
                   f"shift {rep['position_shift_px']:.2f}px fid {rep['fid_to_target']:.1f}  "
                   f"adapt {r['adapt_wall_s']:.0f}s  {marks}", flush=True)
+        if args.figure:
+            stack_rows([(r["case"], work / _slug(r["case"]) / "final.png") for r in results], args.figure)
+            print(f"wrote {args.figure}")
     doc = {"benchmark": "toyworld adaptation targets", "n": 256, "seed": 0, "cpu_count": os.cpu_count(),
            "threads": args.threads, "results": results}
     atomic_write_text(args.out, json.dumps(doc, indent=1) + "\n")
