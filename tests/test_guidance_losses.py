@@ -136,3 +136,24 @@ def test_learned_weights_stay_finite_and_positive_when_losses_vanish_or_explode(
     w = lw.weights()
     assert w["zero"] <= math.exp(6.0) * (1 + 1e-5) and w["huge"] >= math.exp(-6.0) * (1 - 1e-5)
     assert w["zero"] > 100 and w["huge"] < 0.01  # they did move towards their bounds
+
+
+def test_attribute_keep_loss_by_hand():
+    # two alternatives along x and y, scale 2: frozen e = x -> logits (2, 0); trained e = y -> (0, 2)
+    alts = t([[1.0, 0.0], [0.0, 1.0]])
+    p = 1 / (1 + math.exp(-2.0))  # softmax of (2, 0): (p, 1 - p)
+    kl = p * math.log(p / (1 - p)) + (1 - p) * math.log((1 - p) / p)
+    got = L.attribute_keep_loss(t([[0.0, 1.0]]), t([[1.0, 0.0]]), alts, 2.0)
+    assert got.item() == pytest.approx(kl, abs=1e-12)
+    # same reading -> zero, whatever the length of the embeddings (they are normalised)
+    assert L.attribute_keep_loss(t([[3.0, 0.0]]), t([[1.0, 0.0]]), alts, 2.0).item() == pytest.approx(0.0, abs=1e-12)
+    # a brute-force reference on random float64 embeddings
+    g = torch.Generator().manual_seed(0)
+    e_tr, e_fr, a = (torch.randn(4, 6, generator=g, dtype=torch.float64) for _ in range(3))
+    a = a / a.norm(dim=-1, keepdim=True)
+    ref = 0.0
+    for i in range(4):
+        pt = torch.softmax(7.0 * (e_tr[i] / e_tr[i].norm()) @ a.T, -1)
+        pf = torch.softmax(7.0 * (e_fr[i] / e_fr[i].norm()) @ a.T, -1)
+        ref += float((pf * (pf / pt).log()).sum()) / 4
+    assert L.attribute_keep_loss(e_tr, e_fr, a, 7.0).item() == pytest.approx(ref, rel=1e-10)

@@ -209,3 +209,31 @@ def test_bad_inputs(clip):
         guidance.loss(torch.zeros(1, 3, 32, 32), torch.zeros(2, 3, 32, 32))
     with pytest.raises(GuidanceError, match="set target_text"):
         Guidance(GuidanceConfig(clip=["tiny"]), [clip])
+
+
+def test_keep_term_skips_the_attribute_being_changed_and_pulls_towards_the_frozen_reading(clip):
+    keep = ["circle,square,triangle", "red,blue,green"]
+    g = Guidance(_config(source_text="a red shape", target_text="a blue shape", lambda_keep=1.0, keep=keep), [clip])
+    info = g.prepare()
+    assert info["keep_groups"] == [["circle", "square", "triangle"]]
+    assert info["keep_skipped"] == [["red", "blue", "green"]]
+    assert len(g.targets[0].keep_alternatives) == 1 and g.targets[0].keep_alternatives[0].shape[0] == 3
+
+    g_train, g_frozen, z = _pair(4)
+    with torch.no_grad():
+        frozen = g_frozen(z)
+    assert g.loss(frozen, frozen)[1]["keep"] == pytest.approx(0.0, abs=1e-6)  # nothing moved, nothing to keep
+    img = g_train(z)
+    total, info = g.loss(img, frozen)
+    assert info["keep"] > 0
+    total.backward()
+    assert sum(float(p.grad.abs().sum()) for p in g_train.parameters()) > 0
+
+
+def test_keep_needs_groups_and_checks_them():
+    with pytest.raises(GuidanceError, match="keep groups"):
+        _config(lambda_keep=1.0).check_ready()
+    for bad in ["circle", "circle,,square", "circle,circle"]:
+        with pytest.raises(GuidanceError, match="keep group"):
+            _config(keep=[bad])
+    assert _config(keep="a,b").keep_groups() == [["a", "b"]]

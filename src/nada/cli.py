@@ -191,6 +191,8 @@ _FIELD_HELP = {
     "lambda_texture": "weight of the CLIP-feature texture loss (needs --style-images or --target-images)",
     "lambda_l2": "weight of the L2 reconstruction loss against the frozen images",
     "lambda_perceptual": "weight of the perceptual loss (Python API: pass a perceptual network)",
+    "lambda_keep": "weight of the attribute-keeping loss (needs --keep)",
+    "keep": "a group of alternatives CLIP should keep choosing the same from, e.g. 'circle,square,triangle'; repeatable; skipped when the source or target names one",
     "learned_weights": "learn the loss weights by log-variance weighting",
     "clip_augment": "augmented views per image before CLIP encoding, against fooling (0 = off)",
     "patch_count": "patches per image for the patch loss",

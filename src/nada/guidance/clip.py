@@ -225,6 +225,12 @@ class ClipModel:
         return int(self.model.config.projection_dim)
 
     @property
+    def logit_scale(self) -> float:
+        """The temperature CLIP was trained with, ``exp(logit_scale)``; 100 for OpenAI's models."""
+        value = getattr(self.model, "logit_scale", None)
+        return float(value.detach().float().exp()) if isinstance(value, torch.Tensor) else 100.0
+
+    @property
     def num_vision_layers(self) -> int:
         return int(self.model.config.vision_config.num_hidden_layers)
 

@@ -34,6 +34,7 @@ LOSS_TERMS = {
     "texture": "lambda_texture",
     "l2": "lambda_l2",
     "perceptual": "lambda_perceptual",
+    "keep": "lambda_keep",
 }
 
 CLIP_DTYPES = ("float32", "float16", "bfloat16")
@@ -64,6 +65,7 @@ class GuidanceConfig:
     lambda_texture: float = 0.0
     lambda_l2: float = 0.0
     lambda_perceptual: float = 0.0  # needs a perceptual network passed to Guidance
+    lambda_keep: float = 0.0  # attribute keeping: needs keep groups
     learned_weights: bool = False  # exp(-s_i) L_i + s_i, s_i learned; lambdas give the initial weights
 
     # against fooling: N augmented views per image, embeddings averaged (0 = off)
@@ -78,6 +80,11 @@ class GuidanceConfig:
     style_images: str | None = None  # image file or folder; default: target_image_dir
     texture_layers: list[int] | None = None  # vision hidden-state indices; None: middle and last layer
 
+    # attribute keeping: each group is "a,b,c", alternatives of one attribute (e.g. shapes).
+    # CLIP's zero-shot choice among them must stay what it was for the frozen image. A group
+    # that names a word of the source or target text is skipped: that attribute is the change.
+    keep: list[str] = field(default_factory=list)
+
     seed: int = 0  # augmentation and patch sampling
 
     def __post_init__(self) -> None:
@@ -85,6 +92,8 @@ class GuidanceConfig:
             self.clip = [self.clip]
         if isinstance(self.source_candidates, str):
             self.source_candidates = [self.source_candidates]
+        if isinstance(self.keep, str):
+            self.keep = [self.keep]
         _check_types(self)
         self._check_values()
 
@@ -113,10 +122,20 @@ class GuidanceConfig:
             check_templates(self.templates)
         if self.part_templates is not None:
             check_templates(self.part_templates)
+        for group in self.keep:
+            words = [w.strip() for w in group.split(",")]
+            if len(words) < 2 or not all(words) or len(set(words)) != len(words):
+                raise GuidanceError(
+                    f"guidance config: a keep group lists two or more distinct alternatives, comma-separated "
+                    f"(e.g. 'circle,square,triangle'), got {group!r}")
         for fname in ("source_text", "target_text", "target_image_dir", "style_images"):
             v = getattr(self, fname)
             if v is not None and not v.strip():
                 raise GuidanceError(f"guidance config: {fname} is empty; leave it unset (null) instead")
+
+    def keep_groups(self) -> list[list[str]]:
+        """The keep groups as lists of alternatives."""
+        return [[w.strip() for w in g.split(",")] for g in self.keep]
 
     def active_terms(self) -> list[str]:
         """Names of the loss terms with a weight above 0, in a fixed order."""
@@ -132,6 +151,8 @@ class GuidanceConfig:
             raise GuidanceError("guidance config: auto_source needs source_candidates to choose from")
         if not self.auto_source and self.target_text is not None and self.source_text is None:
             raise GuidanceError("guidance config: a target text needs a source_text (or auto_source with candidates)")
+        if self.lambda_keep > 0 and not self.keep:
+            raise GuidanceError("guidance config: lambda_keep > 0 needs keep groups, e.g. keep: ['circle,square,triangle']")
         if self.lambda_texture > 0 and self.style_images is None and self.target_image_dir is None:
             raise GuidanceError("guidance config: lambda_texture > 0 needs style_images (or target_image_dir)")
 

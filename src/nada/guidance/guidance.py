@@ -7,6 +7,7 @@ the trained and the frozen generator (:meth:`Guidance.loss`).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -45,6 +46,7 @@ class ClipTarget:
     part_directions: torch.Tensor | None = None  # (K, D) for the patch loss
     texture_layers: list[int] | None = None
     style_grams: list[torch.Tensor] | None = None  # (C, C) per texture layer
+    keep_alternatives: list[torch.Tensor] | None = None  # (K, D) unit text embeddings per kept group
 
 
 class Guidance:
@@ -138,6 +140,10 @@ class Guidance:
         if cfg.lambda_texture > 0:
             style_images = _load_style_images(cfg.style_images) if cfg.style_images is not None else target_images
 
+        keep, skipped = _split_keep_groups(cfg.keep_groups(), [source or "", cfg.target_text or ""])
+        if cfg.keep:
+            info["keep_groups"], info["keep_skipped"] = keep, skipped
+
         targets = []
         for clip in self.clips.models:
             if target_images is None:
@@ -152,6 +158,10 @@ class Guidance:
             t = ClipTarget(direction=direction, target=tgt, source=src, source_target_cos=float(tgt @ src))
             if cfg.lambda_patch > 0:
                 t.part_directions = self._part_directions(clip, source, t)
+            if cfg.lambda_keep > 0:
+                t.keep_alternatives = [
+                    torch.stack([domain_text_embedding(clip, w, templates, use_templates) for w in group]) for group in keep
+                ]
             if style_images is not None:
                 t.texture_layers = self._texture_layers(clip)
                 t.style_grams = _style_grams(clip, style_images, t.texture_layers)
@@ -235,8 +245,9 @@ class Guidance:
         def add(name: str, value: torch.Tensor, weight: float = 1.0) -> None:
             terms[name] = terms[name] + weight * value if name in terms else weight * value
 
-        if active & {"direction", "global", "angle", "manifold"}:
-            for (e_tr, e_fr), t, w in zip(self.encode_pair(img_train, img_frozen), targets, self.clips.weights):
+        if active & {"direction", "global", "angle", "manifold", "keep"}:
+            pairs = self.encode_pair(img_train, img_frozen)
+            for clip, (e_tr, e_fr), t, w in zip(self.clips.models, pairs, targets, self.clips.weights):
                 if "direction" in active:
                     add("direction", L.directional_loss(e_tr, e_fr, t.direction), w)
                 if "global" in active:
@@ -245,6 +256,10 @@ class Guidance:
                     add("angle", L.clip_angle_loss(e_tr, e_fr, t.source_target_cos), w)
                 if "manifold" in active:
                     add("manifold", L.manifold_consistency_loss(e_tr, e_fr), w)
+                if "keep" in active:
+                    groups = t.keep_alternatives or []
+                    value = sum((L.attribute_keep_loss(e_tr, e_fr, a, clip.logit_scale) for a in groups), e_tr.sum() * 0.0)
+                    add("keep", value / max(1, len(groups)), w)
         if "patch" in active:
             n, _, h, wd = img_train.shape
             boxes, side = sample_patch_boxes(n, cfg.patch_count, h, wd, cfg.patch_size, self._patch_gen)
@@ -302,6 +317,18 @@ class Guidance:
             self.weighting.load_state_dict(state["weighting"])
         self._aug_gen.set_state(state["aug_rng"])
         self._patch_gen.set_state(state["patch_rng"])
+
+
+def _split_keep_groups(groups: list[list[str]], texts: list[str]) -> tuple[list[list[str]], list[list[str]]]:
+    """(kept, skipped): a group is skipped when the source or target text names one of its alternatives."""
+    lowered = [t.lower() for t in texts]
+
+    def named(word: str) -> bool:
+        pattern = r"(?<!\w)" + re.escape(word.lower()) + r"(?!\w)"
+        return any(re.search(pattern, t) for t in lowered)
+
+    kept = [g for g in groups if not any(named(w) for w in g)]
+    return kept, [g for g in groups if g not in kept]
 
 
 def _as_list(feats: torch.Tensor | Sequence[torch.Tensor]) -> list[torch.Tensor]:

@@ -21,6 +21,7 @@ __all__ = [
     "gram_matrix",
     "l2_loss",
     "manifold_consistency_loss",
+    "attribute_keep_loss",
     "mix_loss",
     "patch_directional_loss",
     "perceptual_loss",
@@ -106,6 +107,20 @@ def manifold_consistency_loss(e_train: torch.Tensor, e_frozen: torch.Tensor) -> 
     diff = a @ a.T - b @ b.T
     off = ~torch.eye(n, dtype=torch.bool, device=diff.device)
     return (diff[off] ** 2).mean()
+
+
+def attribute_keep_loss(
+    e_train: torch.Tensor, e_frozen: torch.Tensor, alternatives: torch.Tensor, logit_scale: float
+) -> torch.Tensor:
+    """``mean_n KL(p_frozen_n || p_train_n)`` of CLIP's zero-shot choice among K alternatives.
+
+    ``p_n = softmax_k(s * cos(e_n, T_k))`` with ``alternatives`` (K, D) unit text embeddings
+    (e.g. circle, square, triangle) and ``s`` the model's logit scale. Zero when the trained
+    image reads as the same alternative, with the same confidence, as its frozen twin.
+    """
+    log_p_train = torch.log_softmax(logit_scale * unit(e_train) @ alternatives.T, dim=-1)
+    log_p_frozen = torch.log_softmax(logit_scale * unit(e_frozen) @ alternatives.T, dim=-1)
+    return (log_p_frozen.exp() * (log_p_frozen - log_p_train)).sum(-1).mean()
 
 
 def gram_matrix(tokens: torch.Tensor) -> torch.Tensor:
