@@ -44,7 +44,8 @@ def main() -> int:
     from nada.toyworld.judge import load_judge
     from nada.toyworld.assets import builtin_clip_paths
 
-    text = Path(args.grid).read_text() if Path(args.grid).is_file() else args.grid
+    inline = args.grid.lstrip().startswith("[")  # a long inline grid is no file name
+    text = args.grid if inline else Path(args.grid).read_text()
     grid = json.loads(text)
     if not isinstance(grid, list) or not all(isinstance(g, dict) for g in grid):
         raise SystemExit("--grid must be a JSON list of objects")
