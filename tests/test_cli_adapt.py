@@ -97,3 +97,16 @@ def test_bad_input_is_one_line_and_writes_nothing(base_file, tiny_clip_dir, tmp_
     assert err.startswith("nada: error:") and len(err.splitlines()) == 1
     assert message.lower() in err.lower()
     assert not out.exists()
+
+
+def test_repeated_list_flags_collect_every_value():
+    # list fields (--clip, --keep, --texture-layers) are repeatable flags, each value kept in order
+    from nada.cli import adapt_config_from_args, build_parser
+
+    args = build_parser().parse_args(
+        ["adapt", "--source", "photo", "--target", "sketch", "--out", "o", "--clip", "a", "--clip", "b:0.5",
+         "--keep", "circle,square", "--keep", "red,blue", "--texture-layers", "1", "--texture-layers", "3"])
+    g = adapt_config_from_args(args).guidance
+    assert g.clip == ["a", "b:0.5"]
+    assert g.keep == ["circle,square", "red,blue"]
+    assert g.texture_layers == [1, 3]

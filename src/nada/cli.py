@@ -107,6 +107,7 @@ def _add_dataclass_flags(group: argparse._ArgumentGroup, cls: type, dest_prefix:
     """One ``--flag`` per dataclass field; defaults are left to the config so that a flag only
     overrides what the user actually typed (precedence: defaults < --config file < flags)."""
     import dataclasses
+    import types
     import typing
 
     hints = typing.get_type_hints(cls)
@@ -115,8 +116,9 @@ def _add_dataclass_flags(group: argparse._ArgumentGroup, cls: type, dest_prefix:
             continue
         flag = "--" + renames.get(f.name, f.name.replace("_", "-"))
         hint = hints[f.name]
-        args = typing.get_args(hint)
-        base = next((a for a in args if a is not type(None)), hint) if args else hint
+        # unwrap Optional[X] / X | None, but not list[X]: a list field is a repeatable flag
+        is_union = typing.get_origin(hint) is typing.Union or isinstance(hint, types.UnionType)
+        base = next((a for a in typing.get_args(hint) if a is not type(None)), hint) if is_union else hint
         kw: dict = {"dest": f"{dest_prefix}{f.name}", "default": argparse.SUPPRESS}
         if base is bool:
             kw["action"] = argparse.BooleanOptionalAction
