@@ -99,3 +99,45 @@ def test_multi_positive_infonce_reduces_to_clip_loss():
     col1 = -(0.5 * F.log_softmax(logits[:, 1], 0)[0] + 0.5 * F.log_softmax(logits[:, 1], 0)[1])
     cols = torch.stack([-F.log_softmax(logits[:, 0], 0)[0], col1] + [-F.log_softmax(logits[:, j], 0)[j] for j in range(2, 6)]).mean()
     assert torch.allclose(multi_positive_infonce(logits, pos), (rows + cols) / 2)
+
+
+def test_style_weights_parse_and_normalise():
+    from nada.toyworld.clip_train import parse_style_weights, style_probabilities
+    from nada.toyworld.renderer import STYLES
+
+    w = parse_style_weights(["pixel art=3", "neon = 0.5"])
+    assert w == {"pixel art": 3.0, "neon": 0.5}
+    p = style_probabilities(w)
+    expect = torch.tensor([1, 1, 3, 0.5, 1], dtype=torch.float64) / 6.5
+    assert torch.allclose(p, expect)
+    assert torch.allclose(style_probabilities(None), torch.full((len(STYLES),), 0.2, dtype=torch.float64))
+    for bad in (["pixel art"], ["=2"], ["neon=x"]):
+        with pytest.raises(ValueError):
+            parse_style_weights(bad)
+    for bad in ({"crayon": 1.0}, {s: 0.0 for s in STYLES}, {"neon": -1.0}, {"neon": float("nan")}):
+        with pytest.raises(ValueError):
+            style_probabilities(bad)
+
+
+def test_draw_batch_follows_pool_order_and_style_weights():
+    from nada.toyworld.clip_train import draw_batch, style_probabilities
+    from nada.toyworld.renderer import STYLES
+
+    n_scenes, group = 30, 4
+    pool_size = n_scenes * len(STYLES) * group
+    gen = torch.Generator().manual_seed(0)
+    only_pixel = style_probabilities({s: (1.0 if s == "pixel art" else 0.0) for s in STYLES})
+    idx = draw_batch(pool_size, 64, group, only_pixel, gen)
+    assert idx.shape == (64,)
+    # index = (scene * styles + style) * group + shape
+    assert ((idx // group) % len(STYLES) == STYLES.index("pixel art")).all()
+    assert (idx % group == torch.arange(group).repeat(16)).all()
+    assert int(idx.max()) < pool_size
+    # weighted draw: pixel art at weight 4 of 8 is about half of 4000 groups
+    idx = draw_batch(pool_size, 4000 * group, group, style_probabilities({"pixel art": 4.0}), gen)
+    share = ((idx[::group] // group) % len(STYLES) == STYLES.index("pixel art")).double().mean().item()
+    assert abs(share - 0.5) < 0.05
+    # unweighted draw keeps the shipped phases' random stream
+    a = draw_batch(pool_size, 32, group, None, torch.Generator().manual_seed(3))
+    first = torch.randint(0, pool_size // group, (8,), generator=torch.Generator().manual_seed(3)) * group
+    assert torch.equal(a, (first[:, None] + torch.arange(group)).reshape(-1))

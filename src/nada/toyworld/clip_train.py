@@ -135,6 +135,51 @@ def render_pool(
     return out, scenes
 
 
+def style_probabilities(weights: dict[str, float] | None) -> torch.Tensor:
+    """Relative style weights (by name; unnamed styles weigh 1) -> probabilities over STYLES."""
+    weights = dict(weights or {})
+    unknown = sorted(set(weights) - set(STYLES))
+    if unknown:
+        raise ValueError(f"unknown style(s) {unknown}; expected some of {list(STYLES)}")
+    w = torch.tensor([float(weights.get(st, 1.0)) for st in STYLES], dtype=torch.float64)
+    if not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"style weights must be finite, >= 0 and not all 0, got {weights}")
+    return w / w.sum()
+
+
+def parse_style_weights(specs: Sequence[str]) -> dict[str, float]:
+    """["pixel art=3", "neon=0.5"] -> {"pixel art": 3.0, "neon": 0.5}."""
+    out: dict[str, float] = {}
+    for spec in specs:
+        name, sep, value = spec.rpartition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"style weight {spec!r} is not STYLE=WEIGHT")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"style weight {spec!r}: {value!r} is not a number") from None
+    return out
+
+
+def draw_batch(
+    pool_size: int, batch: int, group: int, style_p: torch.Tensor | None, gen: torch.Generator
+) -> torch.Tensor:
+    """Pool indices of one batch: ``batch // group`` groups of ``group`` consecutive images.
+
+    The pool is ordered scene, style, shape (see ``render_pool``). Without ``style_p`` a
+    group is drawn uniformly (the shipped phases' draw, kept so their commands reproduce
+    them); with it, a scene uniformly and then its style with these probabilities.
+    """
+    n = batch // group
+    if style_p is None:
+        first = torch.randint(0, pool_size // group, (n,), generator=gen) * group
+    else:
+        scene_i = torch.randint(0, pool_size // (group * len(STYLES)), (n,), generator=gen)
+        style_i = torch.multinomial(style_p, n, replacement=True, generator=gen)
+        first = (scene_i * len(STYLES) + style_i) * group
+    return (first[:, None] + torch.arange(group)).reshape(-1)
+
+
 def to_float(images_u8: torch.Tensor) -> torch.Tensor:
     return images_u8.float() / 127.5 - 1
 
@@ -287,6 +332,7 @@ def train_clip(
     init: str | os.PathLike | None = None,
     shape_groups: bool = False,
     pixel_block: int | None = None,
+    style_weights: dict[str, float] | None = None,
     device: str = "cpu",
     log=print,
 ) -> dict:
@@ -296,7 +342,9 @@ def train_clip(
     ``shape_groups`` builds every batch from groups of the same scene and style drawn as
     all four shapes: images that differ in shape alone, the hardest negatives for shape.
     ``pixel_block`` renders pixel art with another block size for this run (only to
-    reproduce the shipped models' first phases, which used 3). ``device`` runs the training
+    reproduce the shipped models' first phases, which used 3). ``style_weights`` draws
+    batches with these relative style frequencies (unnamed styles weigh 1), to spend more
+    of a phase on the style a model reads worst. ``device`` runs the training
     steps there (augmentation and evaluation stay on the CPU).
     """
     from . import renderer
@@ -331,6 +379,11 @@ def train_clip(
     # held-out evaluation set: a different seed stream from the pool's
     eval_images, eval_labels = _eval_set(400, seed + 7919)
 
+    style_weights = style_weights or None
+    style_p = style_probabilities(style_weights)
+    if style_weights:
+        log("style frequencies: " + ", ".join(f"{st} {p:.2f}" for st, p in zip(STYLES, style_p.tolist())))
+
     opt = torch.optim.AdamW(_param_groups(model, 0.05), lr=lr, betas=(0.9, 0.98), eps=1e-6)
     warmup = max(1, steps // 20)
 
@@ -349,8 +402,7 @@ def train_clip(
     for step in range(last):
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
-        first = torch.randint(0, len(pool) // group, (batch // group,), generator=gen) * group
-        idx = (first[:, None] + torch.arange(group)).reshape(-1)
+        idx = draw_batch(len(pool), batch, group, style_p if style_weights else None, gen)
         scenes = [pool_scenes_list[i] for i in idx.tolist()]
         captions = caption_scenes(scenes, cap_rng)
         positives = torch.tensor([[c.fits(s) for c in captions] for s in scenes])
@@ -377,7 +429,7 @@ def train_clip(
             log(f"eval step {step + 1}: " + " ".join(f"{k} {v:.3f}" for k, v in acc.items()))
             meta = {"preset": preset, "seed": seed, "steps": steps, "stop_at": stop_at, "step": step + 1,
                     "init": str(init) if init is not None else None, "shape_groups": shape_groups,
-                    "pixel_block": renderer.PIXEL_BLOCK}
+                    "pixel_block": renderer.PIXEL_BLOCK, "style_weights": style_weights}
             model.cpu()
             save_clip_dir(model, tokenizer, out, {**meta, "history": history})
             model.to(device)
@@ -448,9 +500,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--init", default=None, help="continue from this saved model directory")
     p.add_argument("--shape-groups", action="store_true", help="batches of one scene drawn as all four shapes")
     p.add_argument("--pixel-block", type=int, default=None, help="pixel-art block size for this run (default: the renderer's)")
+    p.add_argument("--style-weight", action="append", default=[], metavar="STYLE=W",
+                   help="relative frequency of a style in batches (repeatable; default 1 each), e.g. 'pixel art=3'")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu", help="where the training steps run (cpu, cuda)")
     args = p.parse_args(argv)
+    try:
+        style_weights = parse_style_weights(args.style_weight) or None
+        style_probabilities(style_weights)
+    except ValueError as e:
+        p.error(str(e))
     torch.set_num_threads(args.threads)
     if args.evaluate:
         result = evaluate_clip_dir(args.evaluate)
@@ -471,6 +530,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         init=args.init,
         shape_groups=args.shape_groups,
         pixel_block=args.pixel_block,
+        style_weights=style_weights,
         device=args.device,
         log=lambda m: print(m, flush=True),
     )
