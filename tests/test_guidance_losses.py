@@ -157,3 +157,23 @@ def test_attribute_keep_loss_by_hand():
         pf = torch.softmax(7.0 * (e_fr[i] / e_fr[i].norm()) @ a.T, -1)
         ref += float((pf * (pf / pt).log()).sum()) / 4
     assert L.attribute_keep_loss(e_tr, e_fr, a, 7.0).item() == pytest.approx(ref, rel=1e-10)
+
+
+def test_read_source_direction_by_hand():
+    # two sources along x and y, target along z; a frozen image along x reads as source 0
+    sources = t([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    target = t([0.0, 0.0, 1.0])
+    p = 1 / (1 + math.exp(-50.0))  # softmax of (50, 0) at scale 50
+    got = L.read_source_direction(t([[2.0, 0.0, 0.0], [0.0, 0.5, 0.0]]), target, sources, 50.0)
+    assert torch.allclose(got[0], t([-p, -(1 - p), 1.0]), atol=1e-12)
+    assert torch.allclose(got[1], t([-(1 - p), -p, 1.0]), atol=1e-12)
+    # against a per-sample loop in float64
+    g = torch.Generator().manual_seed(1)
+    e_fr = torch.randn(5, 6, generator=g, dtype=torch.float64)
+    s = torch.randn(3, 6, generator=g, dtype=torch.float64)
+    s = s / s.norm(dim=-1, keepdim=True)
+    tgt = torch.randn(6, generator=g, dtype=torch.float64)
+    for i in range(5):
+        w = torch.softmax(4.0 * (e_fr[i] / e_fr[i].norm()) @ s.T, -1)
+        ref = tgt - sum(w[k] * s[k] for k in range(3))
+        assert torch.allclose(L.read_source_direction(e_fr, tgt, s, 4.0)[i], ref, atol=1e-12)

@@ -237,3 +237,44 @@ def test_keep_needs_groups_and_checks_them():
         with pytest.raises(GuidanceError, match="keep group"):
             _config(keep=[bad])
     assert _config(keep="a,b").keep_groups() == [["a", "b"]]
+
+
+def test_source_variants_swap_the_named_word_and_leave_out_the_target():
+    from nada.guidance.guidance import source_variants
+
+    assert source_variants("a photo of a circle", "circle, square,triangle", "a photo of a square") == [
+        "a photo of a circle", "a photo of a triangle"]
+    assert source_variants("Red", "red,green,blue", "blue") == ["red", "green"]
+    # word boundaries: "star" is not named by "starfish"
+    with pytest.raises(GuidanceError, match="exactly one"):
+        source_variants("a starfish", "star,circle", "a square")
+    with pytest.raises(GuidanceError, match="exactly one"):
+        source_variants("a circle or a star", "star,circle", "a square")
+    with pytest.raises(GuidanceError, match="names every"):
+        source_variants("a circle", "circle,square", "a circle and a square")
+
+
+def test_source_group_gives_each_sample_the_source_it_shows(clip):
+    cfg = _config(source_text="a circle", target_text="a square", source_group="circle,square,triangle")
+    g = Guidance(cfg, [clip])
+    info = g.prepare()
+    assert info["source_variants"] == ["a circle", "a triangle"]
+    t = g.targets[0]
+    assert t.source_variants.shape == (2, t.direction.shape[0])
+    g_train, g_frozen, z = _pair(5)
+    with torch.no_grad():
+        frozen = g_frozen(z)
+    img = g_train(z)
+    total, terms = g.loss(img, frozen)
+    # the same loss computed by hand from the per-sample directions
+    from nada.guidance import losses as L
+
+    e_tr, e_fr = g.encode_pair(img, frozen)[0]
+    dirs = L.read_source_direction(e_fr, t.target, t.source_variants, clip.logit_scale)
+    assert terms["direction"] == pytest.approx(float(L.directional_loss(e_tr, e_fr, dirs).detach()), rel=1e-5)
+    total.backward()
+    assert sum(float(p.grad.abs().sum()) for p in g_train.parameters()) > 0
+    with pytest.raises(GuidanceError, match="source_group"):
+        _config(source_group="circle")
+    with pytest.raises(GuidanceError, match="source_group needs"):
+        _config(source_text="a circle", target_text=None, target_image_dir="x", source_group="circle,square").check_ready()

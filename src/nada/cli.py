@@ -195,6 +195,7 @@ _FIELD_HELP = {
     "lambda_perceptual": "weight of the perceptual loss (Python API: pass a perceptual network)",
     "lambda_keep": "weight of the attribute-keeping loss (needs --keep)",
     "keep": "a group of alternatives CLIP should keep choosing the same from, e.g. 'circle,square,triangle'; repeatable; skipped when the source or target names one",
+    "source_group": "alternatives of what the source names, e.g. 'circle,square,triangle,star': each sample's source becomes the one CLIP reads in it",
     "learned_weights": "learn the loss weights by log-variance weighting",
     "clip_augment": "augmented views per image before CLIP encoding, against fooling (0 = off)",
     "patch_count": "patches per image for the patch loss",

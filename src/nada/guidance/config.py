@@ -85,6 +85,12 @@ class GuidanceConfig:
     # that names a word of the source or target text is skipped: that attribute is the change.
     keep: list[str] = field(default_factory=list)
 
+    # per-sample source: alternatives of the attribute the source text names, "a,b,c". Each
+    # image's source text becomes the alternative CLIP reads in its frozen twin (those the
+    # target names excluded), so "circle" -> "square" also turns stars into squares along
+    # star -> square, instead of pushing every image along circle -> square.
+    source_group: str | None = None
+
     seed: int = 0  # augmentation and patch sampling
 
     def __post_init__(self) -> None:
@@ -123,11 +129,17 @@ class GuidanceConfig:
         if self.part_templates is not None:
             check_templates(self.part_templates)
         for group in self.keep:
-            words = [w.strip() for w in group.split(",")]
+            words = _group_words(group)
             if len(words) < 2 or not all(words) or len(set(words)) != len(words):
                 raise GuidanceError(
                     f"guidance config: a keep group lists two or more distinct alternatives, comma-separated "
                     f"(e.g. 'circle,square,triangle'), got {group!r}")
+        if self.source_group is not None:
+            words = _group_words(self.source_group)
+            if len(words) < 2 or not all(words) or len(set(words)) != len(words):
+                raise GuidanceError(
+                    f"guidance config: source_group lists two or more distinct alternatives, comma-separated "
+                    f"(e.g. 'circle,square,triangle'), got {self.source_group!r}")
         for fname in ("source_text", "target_text", "target_image_dir", "style_images"):
             v = getattr(self, fname)
             if v is not None and not v.strip():
@@ -135,7 +147,7 @@ class GuidanceConfig:
 
     def keep_groups(self) -> list[list[str]]:
         """The keep groups as lists of alternatives."""
-        return [[w.strip() for w in g.split(",")] for g in self.keep]
+        return [_group_words(g) for g in self.keep]
 
     def active_terms(self) -> list[str]:
         """Names of the loss terms with a weight above 0, in a fixed order."""
@@ -153,6 +165,8 @@ class GuidanceConfig:
             raise GuidanceError("guidance config: a target text needs a source_text (or auto_source with candidates)")
         if self.lambda_keep > 0 and not self.keep:
             raise GuidanceError("guidance config: lambda_keep > 0 needs keep groups, e.g. keep: ['circle,square,triangle']")
+        if self.source_group is not None and (self.target_text is None or self.auto_source):
+            raise GuidanceError("guidance config: source_group needs a source_text and a target_text (not auto_source or target images)")
         if self.lambda_texture > 0 and self.style_images is None and self.target_image_dir is None:
             raise GuidanceError("guidance config: lambda_texture > 0 needs style_images (or target_image_dir)")
 
@@ -200,6 +214,10 @@ class GuidanceConfig:
         except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
             raise GuidanceError(f"guidance config '{path}' is not valid {fmt.upper()}: {' '.join(str(exc).split())}") from exc
         return cls.from_dict(data if data is not None else {})
+
+
+def _group_words(group: str) -> list[str]:
+    return [w.strip() for w in group.split(",")]
 
 
 def _format_of(path: Path) -> str:

@@ -47,6 +47,7 @@ class ClipTarget:
     texture_layers: list[int] | None = None
     style_grams: list[torch.Tensor] | None = None  # (C, C) per texture layer
     keep_alternatives: list[torch.Tensor] | None = None  # (K, D) unit text embeddings per kept group
+    source_variants: torch.Tensor | None = None  # (K, D) unit embeddings of the per-sample source texts
 
 
 class Guidance:
@@ -140,6 +141,11 @@ class Guidance:
         if cfg.lambda_texture > 0:
             style_images = _load_style_images(cfg.style_images) if cfg.style_images is not None else target_images
 
+        variants = None
+        if cfg.source_group is not None:
+            variants = source_variants(source, cfg.source_group, cfg.target_text)
+            info["source_variants"] = variants
+
         keep, skipped = _split_keep_groups(cfg.keep_groups(), [source or "", cfg.target_text or ""])
         if cfg.keep:
             info["keep_groups"], info["keep_skipped"] = keep, skipped
@@ -158,6 +164,10 @@ class Guidance:
             t = ClipTarget(direction=direction, target=tgt, source=src, source_target_cos=float(tgt @ src))
             if cfg.lambda_patch > 0:
                 t.part_directions = self._part_directions(clip, source, t)
+            if variants is not None:
+                t.source_variants = torch.stack([domain_text_embedding(clip, v, templates, use_templates) for v in variants])
+                for v, e in zip(variants, t.source_variants):
+                    check_direction(tgt - e, f"{clip.name}: source {v!r} -> target {cfg.target_text!r}")
             if cfg.lambda_keep > 0:
                 t.keep_alternatives = [
                     torch.stack([domain_text_embedding(clip, w, templates, use_templates) for w in group]) for group in keep
@@ -249,7 +259,10 @@ class Guidance:
             pairs = self.encode_pair(img_train, img_frozen)
             for clip, (e_tr, e_fr), t, w in zip(self.clips.models, pairs, targets, self.clips.weights):
                 if "direction" in active:
-                    add("direction", L.directional_loss(e_tr, e_fr, t.direction), w)
+                    direction = t.direction
+                    if t.source_variants is not None:
+                        direction = L.read_source_direction(e_fr, t.target, t.source_variants, clip.logit_scale)
+                    add("direction", L.directional_loss(e_tr, e_fr, direction), w)
                 if "global" in active:
                     add("global", L.global_loss(e_tr, t.target), w)
                 if "angle" in active:
@@ -321,14 +334,33 @@ class Guidance:
 
 def _split_keep_groups(groups: list[list[str]], texts: list[str]) -> tuple[list[list[str]], list[list[str]]]:
     """(kept, skipped): a group is skipped when the source or target text names one of its alternatives."""
-    lowered = [t.lower() for t in texts]
-
-    def named(word: str) -> bool:
-        pattern = r"(?<!\w)" + re.escape(word.lower()) + r"(?!\w)"
-        return any(re.search(pattern, t) for t in lowered)
-
-    kept = [g for g in groups if not any(named(w) for w in g)]
+    kept = [g for g in groups if not any(_names(w, t) for w in g for t in texts)]
     return kept, [g for g in groups if g not in kept]
+
+
+def _names(word: str, text: str) -> bool:
+    return re.search(r"(?<!\w)" + re.escape(word.lower()) + r"(?!\w)", text.lower()) is not None
+
+
+def source_variants(source: str | None, group: str, target: str | None) -> list[str]:
+    """The per-sample source texts: ``source`` with its word of ``group`` swapped for each
+    alternative that ``target`` does not name (``source`` itself first).
+
+    >>> source_variants("a photo of a circle", "circle,square,star", "a photo of a square")
+    ['a photo of a circle', 'a photo of a star']
+    """
+    words = [w.strip() for w in group.split(",")]
+    named = [w for w in words if source is not None and _names(w, source)]
+    if len(named) != 1:
+        raise GuidanceError(
+            f"source_group {group!r}: the source text {source!r} must name exactly one of its alternatives, "
+            f"it names {named or 'none'}")
+    pattern = re.compile(r"(?<!\w)" + re.escape(named[0]) + r"(?!\w)", re.IGNORECASE)
+    keep = [named[0]] + [w for w in words if w != named[0]]
+    keep = [w for w in keep if not (target is not None and _names(w, target))]
+    if not keep:
+        raise GuidanceError(f"source_group {group!r}: the target text {target!r} names every alternative")
+    return [pattern.sub(w, source) for w in keep]
 
 
 def _as_list(feats: torch.Tensor | Sequence[torch.Tensor]) -> list[torch.Tensor]:

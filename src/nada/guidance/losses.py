@@ -24,6 +24,7 @@ __all__ = [
     "attribute_keep_loss",
     "mix_loss",
     "patch_directional_loss",
+    "read_source_direction",
     "perceptual_loss",
     "texture_loss",
     "unit",
@@ -121,6 +122,19 @@ def attribute_keep_loss(
     log_p_train = torch.log_softmax(logit_scale * unit(e_train) @ alternatives.T, dim=-1)
     log_p_frozen = torch.log_softmax(logit_scale * unit(e_frozen) @ alternatives.T, dim=-1)
     return (log_p_frozen.exp() * (log_p_frozen - log_p_train)).sum(-1).mean()
+
+
+def read_source_direction(
+    e_frozen: torch.Tensor, target: torch.Tensor, sources: torch.Tensor, logit_scale: float
+) -> torch.Tensor:
+    """Per-sample text direction ``target - sum_k p_nk S_k`` (N, D).
+
+    ``p_n = softmax_k(s * cos(e_frozen_n, S_k))`` is CLIP's zero-shot reading of each frozen
+    image among the K unit source-text embeddings ``sources`` (K, D): each image moves from
+    the source it shows towards the target, not from one source text shared by all.
+    """
+    p = torch.softmax(logit_scale * unit(e_frozen) @ sources.T, dim=-1)
+    return target.unsqueeze(0) - p @ sources
 
 
 def gram_matrix(tokens: torch.Tensor) -> torch.Tensor:
