@@ -242,23 +242,25 @@ def test_keep_needs_groups_and_checks_them():
 def test_source_variants_swap_the_named_word_and_leave_out_the_target():
     from nada.guidance.guidance import source_variants
 
-    assert source_variants("a photo of a circle", "circle, square,triangle", "a photo of a square") == [
-        "a photo of a circle", "a photo of a triangle"]
-    assert source_variants("Red", "red,green,blue", "blue") == ["red", "green"]
-    # word boundaries: "star" is not named by "starfish"
-    with pytest.raises(GuidanceError, match="exactly one"):
-        source_variants("a starfish", "star,circle", "a square")
-    with pytest.raises(GuidanceError, match="exactly one"):
-        source_variants("a circle or a star", "star,circle", "a square")
-    with pytest.raises(GuidanceError, match="names every"):
-        source_variants("a circle", "circle,square", "a circle and a square")
+    shapes, colours = ["circle", " square", "triangle"], ["red", "green", "blue"]
+    assert source_variants("a photo of a circle", [shapes, colours], "a photo of a square") == (
+        ["a photo of a circle", "a photo of a triangle"], [["circle", "square", "triangle"]])
+    assert source_variants("Red", [colours], "blue") == (["red", "green"], [colours])
+    # two groups change: every combination, the source first
+    got, used = source_variants("a red circle", [shapes, colours], "a blue square")
+    assert got == ["a red circle", "a green circle", "a red triangle", "a green triangle"] and len(used) == 2
+    # groups that do not apply: not named ("starfish" is not "star"), named twice, or not changed
+    for source, target in [("a starfish", "a square"), ("a circle or a triangle", "a square"), ("a triangle", "a triangle drawing")]:
+        assert source_variants(source, [["star", "circle", "triangle"]], target) == ([source], [])
+    assert source_variants("a red circle", [colours], "a red square") == (["a red circle"], [])
 
 
 def test_source_group_gives_each_sample_the_source_it_shows(clip):
-    cfg = _config(source_text="a circle", target_text="a square", source_group="circle,square,triangle")
+    cfg = _config(source_text="a circle", target_text="a square", source_group=["red,blue", "circle,square,triangle"])
     g = Guidance(cfg, [clip])
     info = g.prepare()
     assert info["source_variants"] == ["a circle", "a triangle"]
+    assert info["source_groups_used"] == [["circle", "square", "triangle"]]
     t = g.targets[0]
     assert t.source_variants.shape == (2, t.direction.shape[0])
     g_train, g_frozen, z = _pair(5)
@@ -272,9 +274,11 @@ def test_source_group_gives_each_sample_the_source_it_shows(clip):
     e_tr, e_fr = g.encode_pair(img, frozen)[0]
     dirs = L.read_source_direction(e_fr, t.target, t.source_variants, clip.logit_scale)
     assert terms["direction"] == pytest.approx(float(L.directional_loss(e_tr, e_fr, dirs).detach()), rel=1e-5)
+    assert abs(terms["direction"] - float(L.directional_loss(e_tr, e_fr, t.direction).detach())) > 1e-6
     total.backward()
     assert sum(float(p.grad.abs().sum()) for p in g_train.parameters()) > 0
+    # no group names what changes: one shared source, as without source_group
+    g2 = Guidance(_config(source_text="photo", target_text="sketch", source_group="circle,square"), [clip])
+    assert g2.prepare()["source_groups_used"] == [] and g2.targets[0].source_variants is None
     with pytest.raises(GuidanceError, match="source_group"):
         _config(source_group="circle")
-    with pytest.raises(GuidanceError, match="source_group needs"):
-        _config(source_text="a circle", target_text=None, target_image_dir="x", source_group="circle,square").check_ready()

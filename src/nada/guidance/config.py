@@ -85,11 +85,12 @@ class GuidanceConfig:
     # that names a word of the source or target text is skipped: that attribute is the change.
     keep: list[str] = field(default_factory=list)
 
-    # per-sample source: alternatives of the attribute the source text names, "a,b,c". Each
-    # image's source text becomes the alternative CLIP reads in its frozen twin (those the
-    # target names excluded), so "circle" -> "square" also turns stars into squares along
-    # star -> square, instead of pushing every image along circle -> square.
-    source_group: str | None = None
+    # per-sample source: groups of alternatives, "a,b,c". A group applies when the source text
+    # names one of its words and the target text does not (that attribute is the change); each
+    # image's source text then takes the alternative CLIP reads in its frozen twin, so
+    # "circle" -> "square" also turns stars into squares along star -> square, instead of
+    # pushing every image along circle -> square. Groups that do not apply are ignored.
+    source_group: list[str] = field(default_factory=list)
 
     seed: int = 0  # augmentation and patch sampling
 
@@ -100,6 +101,8 @@ class GuidanceConfig:
             self.source_candidates = [self.source_candidates]
         if isinstance(self.keep, str):
             self.keep = [self.keep]
+        if isinstance(self.source_group, str):
+            self.source_group = [self.source_group]
         _check_types(self)
         self._check_values()
 
@@ -134,12 +137,12 @@ class GuidanceConfig:
                 raise GuidanceError(
                     f"guidance config: a keep group lists two or more distinct alternatives, comma-separated "
                     f"(e.g. 'circle,square,triangle'), got {group!r}")
-        if self.source_group is not None:
-            words = _group_words(self.source_group)
+        for group in self.source_group:
+            words = _group_words(group)
             if len(words) < 2 or not all(words) or len(set(words)) != len(words):
                 raise GuidanceError(
-                    f"guidance config: source_group lists two or more distinct alternatives, comma-separated "
-                    f"(e.g. 'circle,square,triangle'), got {self.source_group!r}")
+                    f"guidance config: a source_group lists two or more distinct alternatives, comma-separated "
+                    f"(e.g. 'circle,square,triangle'), got {group!r}")
         for fname in ("source_text", "target_text", "target_image_dir", "style_images"):
             v = getattr(self, fname)
             if v is not None and not v.strip():
@@ -165,8 +168,6 @@ class GuidanceConfig:
             raise GuidanceError("guidance config: a target text needs a source_text (or auto_source with candidates)")
         if self.lambda_keep > 0 and not self.keep:
             raise GuidanceError("guidance config: lambda_keep > 0 needs keep groups, e.g. keep: ['circle,square,triangle']")
-        if self.source_group is not None and (self.target_text is None or self.auto_source):
-            raise GuidanceError("guidance config: source_group needs a source_text and a target_text (not auto_source or target images)")
         if self.lambda_texture > 0 and self.style_images is None and self.target_image_dir is None:
             raise GuidanceError("guidance config: lambda_texture > 0 needs style_images (or target_image_dir)")
 

@@ -142,9 +142,11 @@ class Guidance:
             style_images = _load_style_images(cfg.style_images) if cfg.style_images is not None else target_images
 
         variants = None
-        if cfg.source_group is not None:
-            variants = source_variants(source, cfg.source_group, cfg.target_text)
-            info["source_variants"] = variants
+        if cfg.source_group and cfg.target_text is not None and source is not None:
+            variants, used = source_variants(source, [g.split(",") for g in cfg.source_group], cfg.target_text)
+            info["source_variants"], info["source_groups_used"] = variants, used
+            if not used:
+                variants = None  # no group names what changes: one source text for every sample
 
         keep, skipped = _split_keep_groups(cfg.keep_groups(), [source or "", cfg.target_text or ""])
         if cfg.keep:
@@ -342,25 +344,27 @@ def _names(word: str, text: str) -> bool:
     return re.search(r"(?<!\w)" + re.escape(word.lower()) + r"(?!\w)", text.lower()) is not None
 
 
-def source_variants(source: str | None, group: str, target: str | None) -> list[str]:
-    """The per-sample source texts: ``source`` with its word of ``group`` swapped for each
-    alternative that ``target`` does not name (``source`` itself first).
+def source_variants(source: str, groups: Sequence[Sequence[str]], target: str) -> tuple[list[str], list[list[str]]]:
+    """The per-sample source texts and the groups that made them.
 
-    >>> source_variants("a photo of a circle", "circle,square,star", "a photo of a square")
-    ['a photo of a circle', 'a photo of a star']
+    A group applies when ``source`` names exactly one of its words and ``target`` does not
+    name that word; the word is then swapped for each alternative ``target`` does not name
+    (the original first). Several applying groups give every combination.
+
+    >>> source_variants("a photo of a circle", [["circle", "square", "star"]], "a photo of a square")
+    (['a photo of a circle', 'a photo of a star'], [['circle', 'square', 'star']])
     """
-    words = [w.strip() for w in group.split(",")]
-    named = [w for w in words if source is not None and _names(w, source)]
-    if len(named) != 1:
-        raise GuidanceError(
-            f"source_group {group!r}: the source text {source!r} must name exactly one of its alternatives, "
-            f"it names {named or 'none'}")
-    pattern = re.compile(r"(?<!\w)" + re.escape(named[0]) + r"(?!\w)", re.IGNORECASE)
-    keep = [named[0]] + [w for w in words if w != named[0]]
-    keep = [w for w in keep if not (target is not None and _names(w, target))]
-    if not keep:
-        raise GuidanceError(f"source_group {group!r}: the target text {target!r} names every alternative")
-    return [pattern.sub(w, source) for w in keep]
+    variants, used = [source], []
+    for group in groups:
+        words = [w.strip() for w in group]
+        named = [w for w in words if _names(w, source)]
+        if len(named) != 1 or _names(named[0], target):
+            continue
+        alternatives = [named[0]] + [w for w in words if w != named[0] and not _names(w, target)]
+        pattern = re.compile(r"(?<!\w)" + re.escape(named[0]) + r"(?!\w)", re.IGNORECASE)
+        variants = [pattern.sub(w, v) for v in variants for w in alternatives]
+        used.append(words)
+    return variants, used
 
 
 def _as_list(feats: torch.Tensor | Sequence[torch.Tensor]) -> list[torch.Tensor]:
