@@ -110,3 +110,14 @@ def test_repeated_list_flags_collect_every_value():
     assert g.clip == ["a", "b:0.5"]
     assert g.keep == ["circle,square", "red,blue"]
     assert g.texture_layers == [1, 3]
+
+
+def test_builtin_preset_source_groups_and_override():
+    from nada.adapt.config import TOY_SOURCE_GROUPS
+    from nada.cli import adapt_config_from_args, build_parser
+
+    base = ["adapt", "--source", "a photo of a circle", "--target", "a photo of a square", "--out", "o"]
+    g = adapt_config_from_args(build_parser().parse_args(base)).guidance
+    assert g.source_group == list(TOY_SOURCE_GROUPS)
+    g = adapt_config_from_args(build_parser().parse_args(base + ["--source-group", "circle,square"])).guidance
+    assert g.source_group == ["circle,square"]

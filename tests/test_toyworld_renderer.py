@@ -209,3 +209,10 @@ def test_train_cli_dispatch_and_contact_sheet(tmp_path, capsys):
     with Image.open(out) as im:
         # five rows (styles) of three 64 px tiles with 2 px padding
         assert im.size == (3 * 66 + 2, 5 * 66 + 2)
+
+
+def test_preset_source_groups_name_the_renderer_attributes():
+    from nada.adapt.config import TOY_SOURCE_GROUPS
+    from nada.toyworld.renderer import COLOURS, SHAPES
+
+    assert [g.split(",") for g in TOY_SOURCE_GROUPS] == [list(SHAPES), list(COLOURS)]

@@ -27,15 +27,22 @@ def default_clips(generator: str) -> list[str]:
     return list(BUILTIN_CLIPS) if str(generator) == BUILTIN_GENERATOR else list(PAPER_CLIPS)
 
 
+# The built-in world's content attributes as source groups (nada.toyworld.renderer's SHAPES and
+# COLOURS; spelled out here so the config does not import the renderer).
+TOY_SOURCE_GROUPS = ("circle,square,triangle,star", "red,green,blue,yellow,purple,orange")
+
 # Options a generator's preset sets when the user leaves them out. The dataclass defaults are the
 # reference implementation's (1000 iterations of batch 16, k=1); the built-in 64-px world is small
 # and must finish in minutes on a laptop CPU, so it trains fewer, larger steps on more rows.
 PRESETS: dict[str, dict[str, Any]] = {
     BUILTIN_GENERATOR: {
         # Chosen by benchmarks/toyworld_sweep.py over all six target cases (docs/toyworld.md).
-        # The built-in CLIPs never saw the ImageNet template words, so templates are off.
+        # The built-in CLIPs never saw the ImageNet template words, so templates are off. The
+        # world's shapes and colours are source groups: an edit of one ("a circle" -> "a square")
+        # reads each sample's own shape or colour as its source; style edits are unaffected.
         "iters": 300, "batch": 4, "lr": 0.003, "auto_layer_k": 6, "auto_layer_interval": 10,
-        "sample_every": 50, "save_every": 50, "guidance": {"clip_augment": 4, "use_templates": False},
+        "sample_every": 50, "save_every": 50,
+        "guidance": {"clip_augment": 4, "use_templates": False, "source_group": list(TOY_SOURCE_GROUPS)},
     },
 }
 
