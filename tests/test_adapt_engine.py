@@ -315,3 +315,74 @@ def test_nada_adapt_stays_callable_after_its_submodules_are_imported():
     assert callable(nada.adapt)
     with pytest.raises(TypeError, match="unknown option"):
         nada.adapt("photo", "sketch", not_an_option=1)
+
+
+# ----------------------------------------------------------------------------- early stop
+
+
+class ScriptedMargins:
+    """Wraps a Guidance so that CLIP's target reading follows a script: check c reads ``shares[c]`` of the samples."""
+
+    def __init__(self, inner, shares):
+        self.inner, self.shares, self.checks = inner, list(shares), 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def target_margin(self, images):
+        share = self.shares[min(self.checks, len(self.shares) - 1)]
+        self.checks += 1
+        n = len(images)
+        hits = round(share * n)
+        return torch.tensor([1.0] * hits + [-1.0] * (n - hits))
+
+
+def test_early_stop_ends_the_run_once_clip_reads_the_target(tiny_clip_dir, tmp_path):
+    from nada import load_generator
+    from nada.guidance.guidance import Guidance
+
+    cfg = config(tiny_clip_dir, iters=20, stop_share=0.75, stop_every=3, stop_samples=4, sample_every=0, save_every=0)
+    out = tmp_path / "run"
+    guidance = ScriptedMargins(Guidance(cfg.guidance), [0.0, 0.5, 0.75, 1.0])
+    res = Adapter(cfg, out, generator=make_tiny_generator(), guidance=guidance, progress=False, log=lambda _: None).run()
+    assert guidance.checks == 3  # checked at steps 3, 6 and 9, reached at the third
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["finished"] and metrics["stopped_early"] and metrics["steps"] == 9
+    assert metrics["target_share"] == 0.75
+    assert [(h["step"], h["target_share"]) for h in metrics["history"] if "target_share" in h] == [(3, 0.0), (6, 0.5), (9, 0.75)]
+    z = torch.randn(2, res.generator.z_dim)
+    G = load_generator(out / "generator.safetensors")
+    assert torch.equal(G.synthesis(G.mapping(z), noise_mode="const"),
+                       res.generator.synthesis(res.generator.mapping(z), noise_mode="const"))
+
+
+class NeverReached(ScriptedMargins):
+    """Reads with the real CLIPs, but no sample ever counts as the target, so the run never stops."""
+
+    def target_margin(self, images):
+        self.checks += 1
+        self.real = self.inner.target_margin(images)
+        return -self.real.abs() - 1
+
+
+def test_checking_the_target_share_does_not_change_the_run(tiny_clip_dir):
+    from nada.guidance.guidance import Guidance
+
+    kw = dict(iters=6, layers="all", sample_every=0, save_every=0, guidance=dict(clip_augment=2))
+    plain = Adapter(config(tiny_clip_dir, **kw), None, generator=make_tiny_generator(), progress=False).run()
+    cfg = config(tiny_clip_dir, stop_share=1.0, stop_every=2, stop_samples=3, **kw)
+    guidance = NeverReached(Guidance(cfg.guidance), [])
+    checked = Adapter(cfg, None, generator=make_tiny_generator(), guidance=guidance, progress=False).run()
+    assert guidance.checks == 3 and guidance.real.shape == (3,) and torch.isfinite(guidance.real).all()
+    assert [h["target_share"] for h in checked.metrics["history"] if "target_share" in h] == [0.0, 0.0, 0.0]
+    assert checked.metrics["steps"] == 6 and not checked.metrics["stopped_early"]
+    a, b = plain.generator.state_dict(), checked.generator.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not plain.metrics["stopped_early"] and plain.metrics["target_share"] is None
+
+
+def test_stop_share_must_be_a_share(tiny_clip_dir):
+    with pytest.raises(AdaptConfigError, match="stop_share"):
+        config(tiny_clip_dir, stop_share=1.5)
+    with pytest.raises(AdaptConfigError, match="stop_every"):
+        config(tiny_clip_dir, stop_every=0)

@@ -282,3 +282,35 @@ def test_source_group_gives_each_sample_the_source_it_shows(clip):
     assert g2.prepare()["source_groups_used"] == [] and g2.targets[0].source_variants is None
     with pytest.raises(GuidanceError, match="source_group"):
         _config(source_group="circle")
+
+
+def test_target_margin_matches_a_hand_computation(clip, clip16):
+    from nada.guidance.directions import domain_text_embedding
+
+    g_train, _, z = _pair(7, n=5)
+    with torch.no_grad():
+        images = g_train(z)
+    # one source text, two models weighted 3:1
+    g = Guidance(_config(), ClipEnsemble([clip, clip16], [3, 1]))
+    g.prepare()
+    want = torch.zeros(5, dtype=torch.float64)
+    for model, w in ((clip, 0.75), (clip16, 0.25)):
+        e = model.encode_images(images).double()
+        t = domain_text_embedding(model, "sketch", None, False).double()
+        s = domain_text_embedding(model, "photo", None, False).double()
+        want += w * (e @ t - e @ s)
+    got = g.target_margin(images)
+    assert got.shape == (5,) and torch.allclose(got.double(), want, atol=1e-5)
+    # source groups: the margin is against the closest of the per-sample sources
+    g2 = Guidance(_config(source_text="a circle", target_text="a square", source_group="circle,square,triangle,star"), [clip])
+    g2.prepare()
+    e = clip.encode_images(images).double()
+    t = domain_text_embedding(clip, "a square", None, False).double()
+    sources = torch.stack([domain_text_embedding(clip, v, None, False) for v in ("a circle", "a triangle", "a star")]).double()
+    want2 = e @ t - (e @ sources.T).max(dim=1).values
+    assert torch.allclose(g2.target_margin(images).double(), want2, atol=1e-5)
+    assert not torch.allclose(want2, e @ t - e @ sources[0], atol=1e-4)  # the max is not just the named source
+    # reading draws no random numbers: the augmentation stream is untouched
+    before = g.state_dict()["aug_rng"].clone()
+    g.target_margin(images)
+    assert torch.equal(g.state_dict()["aug_rng"], before)

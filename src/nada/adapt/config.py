@@ -71,6 +71,12 @@ class AdaptConfig:
     auto_layer_min_k: int = 1
     auto_layer_chunk: int = 0  # push the selection batch through in pieces of N to bound memory (0 = whole)
 
+    # Early stop: every stop_every steps CLIP reads stop_samples fixed latents; once at least
+    # stop_share of them are closer to the target than to the source, training ends (0 = off).
+    stop_share: float = 0.0
+    stop_every: int = 10
+    stop_samples: int = 32
+
     sample_every: int = 100
     save_every: int = 100
     n_samples: int = 8
@@ -92,10 +98,12 @@ class AdaptConfig:
                 raise AdaptConfigError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {v!r}")
 
         for name in ("iters", "batch", "lr", "auto_layer_k", "auto_layer_iters", "auto_layer_batch", "auto_layer_interval",
-                     "auto_layer_min_k", "n_samples"):
+                     "auto_layer_min_k", "n_samples", "stop_every", "stop_samples"):
             positive(name)
         for name in ("sample_every", "save_every", "auto_layer_falloff", "auto_layer_lr", "auto_layer_chunk"):
             positive(name, allow_zero=True)
+        if not isinstance(self.stop_share, (int, float)) or isinstance(self.stop_share, bool) or not 0 <= self.stop_share <= 1:
+            raise AdaptConfigError(f"stop_share must be a share in [0, 1] (0 = train every iteration), got {self.stop_share!r}")
         if not 0 <= self.mixing <= 1:
             raise AdaptConfigError(f"mixing must be a probability in [0, 1], got {self.mixing}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):

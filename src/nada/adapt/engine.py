@@ -128,6 +128,7 @@ class Adapter:
         sample_gen = torch.Generator().manual_seed(config.seed + 12345)
         self.sample_z = torch.randn(config.n_samples, self.G_train.z_dim, generator=sample_gen).to(self.device)
         self._sample_frozen: torch.Tensor | None = None
+        self._check_ws: torch.Tensor | None = None  # fixed latents CLIP reads for the early stop
 
     # ------------------------------------------------------------------ helpers
 
@@ -162,6 +163,34 @@ class Adapter:
                                    chunk=cfg.auto_layer_chunk or None)
         self._set_rows(sel.rows)
         self.selections.append({"step": self.step, "k": k, "rows": sel.rows, "scores": [float(f"{s:.4g}") for s in sel.scores]})
+
+    @torch.no_grad()
+    def target_share(self) -> float:
+        """Share of ``stop_samples`` fixed latents whose trained image CLIP reads as the target.
+
+        The latents are drawn once from their own seed and use the training truncation; the
+        reading (:meth:`Guidance.target_margin`) draws no random numbers, so checking does not
+        change the run.
+        """
+        if self._check_ws is None:
+            gen = torch.Generator().manual_seed(self.cfg.seed + 4242)
+            z = torch.randn(self.cfg.stop_samples, self.G_frozen.z_dim, generator=gen).to(self.device)
+            self._check_ws = self.G_frozen.mapping(z, truncation_psi=self.cfg.train_truncation)
+        images = torch.cat([self.G_train.synthesis(self._check_ws[i:i + 16], noise_mode="const")
+                            for i in range(0, len(self._check_ws), 16)])
+        return float((self.guidance.target_margin(images) > 0).float().mean())
+
+    def last_target_share(self) -> float | None:
+        return next((h["target_share"] for h in reversed(self.history) if "target_share" in h), None)
+
+    def _reached_target(self) -> bool:
+        """At a check step: record CLIP's target share and say whether the run may stop."""
+        cfg = self.cfg
+        if cfg.stop_share <= 0 or self.step % cfg.stop_every != 0:
+            return False
+        share = self.target_share()
+        self.history[-1]["target_share"] = share
+        return share >= cfg.stop_share
 
     # ------------------------------------------------------------------ one step
 
@@ -215,6 +244,8 @@ class Adapter:
             "history": self.history,
             "layer_selections": self.selections,
             "trained_rows": self.rows,
+            "stopped_early": finished and self.step < self.cfg.iters,
+            "target_share": self.last_target_share(),
         }
 
     def save_state(self) -> None:
@@ -269,11 +300,19 @@ class Adapter:
                 self.elapsed = time.perf_counter() - t_start
                 self.history.append({"step": self.step, **{k: float(f"{v:.6g}") for k, v in info.items()},
                                      "time_s": round(self.elapsed, 3)})
+                reached = self._reached_target()
                 if bar is not None:
                     bar.update(1)
                     post = {k: f"{v:.4f}" for k, v in info.items() if k in ("total", "direction", "global", "l2")}
                     post["rows"] = ",".join(map(str, self.rows))
-                    bar.set_postfix(post, refresh=False)
+                    share = self.last_target_share()
+                    if share is not None:
+                        post["target"] = f"{share:.2f}"
+                    bar.set_postfix(post, refresh=reached)
+                if reached:
+                    self.log(f"\nCLIP reads {self.history[-1]['target_share']:.0%} of the check samples as the target "
+                             f"at step {self.step}: stopping early (stop_share {cfg.stop_share:g})")
+                    break
                 if cfg.sample_every and self.step % cfg.sample_every == 0:
                     self.write_samples()
                 if cfg.save_every and self.step % cfg.save_every == 0 and self.step < cfg.iters:
@@ -299,7 +338,8 @@ def plot_losses(history: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in (history[0] if history else {}) if k not in ("step", "time_s") and not k.startswith("weight_")]
+    keys = [k for k in (history[0] if history else {})
+            if k not in ("step", "time_s", "target_share") and not k.startswith("weight_")]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     steps = [h["step"] for h in history]
     for k in keys:
@@ -307,6 +347,13 @@ def plot_losses(history: list[dict[str, Any]], path: Path) -> None:
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title("adaptation losses")
+    checks = [(h["step"], h["target_share"]) for h in history if "target_share" in h]
+    if checks:
+        ax2 = ax.twinx()
+        ax2.plot(*zip(*checks), "k--", marker=".", linewidth=1, label="CLIP target share")
+        ax2.set_ylim(-0.02, 1.02)
+        ax2.set_ylabel("share of check samples read as target")
+        ax2.legend(loc="upper center")
     if keys:
         ax.legend()
     ax.grid(alpha=0.3)

@@ -316,6 +316,24 @@ class Guidance:
         values = [L.global_loss(self.embed(clip, images, params), t.target) for clip, t in zip(self.clips.models, targets)]
         return self.clips.weighted(values)  # type: ignore[return-value]
 
+    @torch.no_grad()
+    def target_margin(self, images: torch.Tensor) -> torch.Tensor:
+        """Per image, how much closer CLIP finds it to the target than to the source (N,).
+
+        ``sum_k w_k [cos(E_I^k(x), T_k) - max_j cos(E_I^k(x), S_kj)]`` over the ensemble, on
+        clean images (no augmentation, so it draws no random numbers): positive means the
+        models, on balance, read the image as the target. ``S_kj`` are the per-sample source
+        texts when source groups apply, else the one source; with a target image folder,
+        ``T_k``/``S_k`` are the mean embeddings of the target images and of frozen samples.
+        """
+        targets = self._require_prepared()
+        margins = []
+        for clip, t in zip(self.clips.models, targets):
+            e = torch.cat([clip.encode_images(images[i:i + 64]) for i in range(0, len(images), 64)])
+            sources = t.source_variants if t.source_variants is not None else t.source.unsqueeze(0)
+            margins.append(e @ L.unit(t.target) - (e @ L.unit(sources).T).max(dim=1).values)
+        return self.clips.weighted(margins)  # type: ignore[return-value]
+
     # -- checkpointing -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Learned weights and random-number state, so a resumed run continues identically."""
