@@ -68,13 +68,14 @@ def main() -> int:
             rep = evaluate(G, expect, n=args.n, seed=0, base=base, judge=judge, clips=clips)
             got = {"target_rate": rep["target_rate"], "position_shift_px": rep["position_shift_px"], **rep["preserved"]}
             row = {"case": name, "options": options, "adapt_wall_s": round(wall, 1), "device": args.device,
+                   "steps": result.metrics["steps"],
                    "passed": passed(got, want), "all_passed": all(passed(got, want).values()),
                    **{k: round(v, 4) for k, v in got.items()}, "fid_to_target": round(rep["fid_to_target"], 1),
                    "clip_quality": round(rep["clip_quality"], 4), "style_shares": rep["label_shares"]["style"]}
             with open(args.out, "a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
             print(f"{name:15s} {json.dumps(options):60s} target {got['target_rate']:.3f} "
-                  + " ".join(f"{k} {got[k]:.3f}" for k in want if k != "target_rate") + f" {wall:.0f}s", flush=True)
+                  + " ".join(f"{k} {got[k]:.3f}" for k in want if k != "target_rate") + f" {result.metrics['steps']} steps {wall:.0f}s", flush=True)
     return 0
 
 
