@@ -354,6 +354,11 @@ def test_early_stop_ends_the_run_once_clip_reads_the_target(tiny_clip_dir, tmp_p
     G = load_generator(out / "generator.safetensors")
     assert torch.equal(G.synthesis(G.mapping(z), noise_mode="const"),
                        res.generator.synthesis(res.generator.mapping(z), noise_mode="const"))
+    # reached at the last step: the run simply ends, it did not stop early
+    cfg.iters = 9
+    guidance = ScriptedMargins(Guidance(cfg.guidance), [0.0, 0.5, 0.75])
+    last = Adapter(cfg, None, generator=make_tiny_generator(), guidance=guidance, progress=False).run()
+    assert last.metrics["steps"] == 9 and not last.metrics["stopped_early"] and last.metrics["target_share"] == 0.75
 
 
 class NeverReached(ScriptedMargins):

@@ -184,13 +184,13 @@ class Adapter:
         return next((h["target_share"] for h in reversed(self.history) if "target_share" in h), None)
 
     def _reached_target(self) -> bool:
-        """At a check step: record CLIP's target share and say whether the run may stop."""
+        """At a check step: record CLIP's target share and say whether the run stops before its last step."""
         cfg = self.cfg
         if cfg.stop_share <= 0 or self.step % cfg.stop_every != 0:
             return False
         share = self.target_share()
         self.history[-1]["target_share"] = share
-        return share >= cfg.stop_share
+        return share >= cfg.stop_share and self.step < cfg.iters
 
     # ------------------------------------------------------------------ one step
 
