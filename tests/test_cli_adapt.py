@@ -121,3 +121,14 @@ def test_builtin_preset_source_groups_and_override():
     assert g.source_group == list(TOY_SOURCE_GROUPS)
     g = adapt_config_from_args(build_parser().parse_args(base + ["--source-group", "circle,square"])).guidance
     assert g.source_group == ["circle,square"]
+
+
+def test_builtin_preset_stops_when_clip_reads_the_target_and_the_flag_turns_it_off():
+    from nada.cli import adapt_config_from_args, build_parser
+
+    base = ["adapt", "--source", "photo", "--target", "sketch", "--out", "o"]
+    assert adapt_config_from_args(build_parser().parse_args(base)).stop_share == 1.0
+    assert adapt_config_from_args(build_parser().parse_args(base + ["--stop-share", "0"])).stop_share == 0
+    # other generators keep the reference behaviour: every iteration runs
+    other = base + ["--generator", "ffhq-1024"]
+    assert adapt_config_from_args(build_parser().parse_args(other)).stop_share == 0

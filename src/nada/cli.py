@@ -217,8 +217,9 @@ def add_adapt_command(subparsers: argparse._SubParsersAction) -> None:
         "adapt", help="adapt a generator to a domain described by text",
         description="Train a copy of a generator so that it moves from --source to --target in CLIP space. "
                     "With no --generator/--clip the built-in world is used. Options left out come from the "
-                    "generator's preset (the built-in world: 300 iterations of batch 4 at lr 0.003, k=6, selection "
-                    "every 10 steps, 4 augmented views, no prompt templates), then from the reference implementation's defaults shown below.")
+                    "generator's preset (the built-in world: at most 300 iterations of batch 4 at lr 0.003, k=6, selection "
+                    "every 10 steps, 4 augmented views, no prompt templates, its shapes and colours as source groups, and a stop "
+                    "once CLIP reads every check sample as the target), then from the reference implementation's defaults shown below.")
     p.add_argument("--out", metavar="DIR", help="output directory (samples, checkpoints, final generator)")
     p.add_argument("--config", metavar="FILE", help="YAML config (e.g. a previous run's config.yaml); flags override it")
     p.add_argument("--resume", metavar="DIR", help="continue the unfinished run in DIR (uses DIR/config.yaml)")

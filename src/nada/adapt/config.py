@@ -40,8 +40,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         # The built-in CLIPs never saw the ImageNet template words, so templates are off. The
         # world's shapes and colours are source groups: an edit of one ("a circle" -> "a square")
         # reads each sample's own shape or colour as its source; style edits are unaffected.
+        # A style flips within about ten steps and training on past the flip only bends shapes,
+        # so a run stops once CLIP reads every check sample as the target (300 steps at most).
         "iters": 300, "batch": 4, "lr": 0.003, "auto_layer_k": 6, "auto_layer_interval": 10,
-        "sample_every": 50, "save_every": 50,
+        "stop_share": 1.0, "sample_every": 50, "save_every": 50,
         "guidance": {"clip_augment": 4, "use_templates": False, "source_group": list(TOY_SOURCE_GROUPS)},
     },
 }
