@@ -354,6 +354,13 @@ def test_early_stop_ends_the_run_once_clip_reads_the_target(tiny_clip_dir, tmp_p
     G = load_generator(out / "generator.safetensors")
     assert torch.equal(G.synthesis(G.mapping(z), noise_mode="const"),
                        res.generator.synthesis(res.generator.mapping(z), noise_mode="const"))
+    # resuming a run that stopped early trains nothing more
+    before = load_generator(out / "generator.safetensors").state_dict()
+    again = Adapter(cfg, out, generator=make_tiny_generator(), guidance=ScriptedMargins(Guidance(cfg.guidance), [0.0]),
+                    resume=True, progress=False, log=lambda _: None).run()
+    assert again.metrics["steps"] == 9 and again.metrics["stopped_early"]
+    after = load_generator(out / "generator.safetensors").state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
     # reached at the last step: the run simply ends, it did not stop early
     cfg.iters = 9
     guidance = ScriptedMargins(Guidance(cfg.guidance), [0.0, 0.5, 0.75])

@@ -188,9 +188,11 @@ class Adapter:
         cfg = self.cfg
         if cfg.stop_share <= 0 or self.step % cfg.stop_every != 0:
             return False
-        share = self.target_share()
-        self.history[-1]["target_share"] = share
-        return share >= cfg.stop_share and self.step < cfg.iters
+        self.history[-1]["target_share"] = self.target_share()
+        return self._share_reached(self.history[-1]) and self.step < cfg.iters
+
+    def _share_reached(self, entry: dict[str, Any]) -> bool:
+        return self.cfg.stop_share > 0 and entry.get("target_share", -1.0) >= self.cfg.stop_share
 
     # ------------------------------------------------------------------ one step
 
@@ -295,7 +297,8 @@ class Adapter:
         try:
             if self.step == 0 and cfg.sample_every > 0:
                 self.write_samples()
-            while self.step < cfg.iters:
+            # a resumed run that had already stopped early stays stopped
+            while self.step < cfg.iters and not (self.history and self._share_reached(self.history[-1])):
                 info = self.train_step()
                 self.elapsed = time.perf_counter() - t_start
                 self.history.append({"step": self.step, **{k: float(f"{v:.6g}") for k, v in info.items()},
@@ -308,6 +311,8 @@ class Adapter:
                     share = self.last_target_share()
                     if share is not None:
                         post["target"] = f"{share:.2f}"
+                    if reached:
+                        bar.total = self.step  # the run ends here: a full bar, not a stalled one
                     bar.set_postfix(post, refresh=reached)
                 if reached:
                     self.log(f"\nCLIP reads {self.history[-1]['target_share']:.0%} of the check samples as the target "
