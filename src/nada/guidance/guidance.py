@@ -331,7 +331,7 @@ class Guidance:
         for clip, t in zip(self.clips.models, targets):
             e = torch.cat([clip.encode_images(images[i:i + 64]) for i in range(0, len(images), 64)])
             sources = t.source_variants if t.source_variants is not None else t.source.unsqueeze(0)
-            margins.append(e @ L.unit(t.target) - (e @ L.unit(sources).T).max(dim=1).values)
+            margins.append(e @ t.target - (e @ sources.T).max(dim=1).values)  # all unit vectors already
         return self.clips.weighted(margins)  # type: ignore[return-value]
 
     # -- checkpointing -----------------------------------------------------------------------------
