@@ -377,6 +377,14 @@ def adapt(source: str | None = None, target: str | None = None, out: str | Path 
     :class:`GuidanceConfig` fields (``lambda_global``, ``clip_augment``...). With ``out``
     the run writes samples, checkpoints and final outputs there.
     """
+    cfg, G = make_config(source, target, config=config, generator=generator, clip=clip, **options)
+    return Adapter(cfg, out, generator=G, overwrite=overwrite, resume=resume, progress=progress).run()
+
+
+def make_config(source: str | None = None, target: str | None = None, *, config: AdaptConfig | None = None,
+                generator: Generator | str | None = None, clip: list[str] | None = None,
+                **options: Any) -> tuple[AdaptConfig, Generator | None]:
+    """The :class:`AdaptConfig` that :func:`adapt` runs, and the in-memory generator if one was passed."""
     import dataclasses
 
     from ..guidance.config import GuidanceConfig
@@ -404,5 +412,4 @@ def adapt(source: str | None = None, target: str | None = None, out: str | Path 
         data.setdefault("generator", IN_MEMORY)
     elif generator is not None:
         data["generator"] = str(generator)
-    cfg = AdaptConfig.from_dict({**data, "guidance": g})
-    return Adapter(cfg, out, generator=G, overwrite=overwrite, resume=resume, progress=progress).run()
+    return AdaptConfig.from_dict({**data, "guidance": g}), G

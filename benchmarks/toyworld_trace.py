@@ -1,0 +1,74 @@
+"""Follow one built-in adaptation step by step: the judge's verdict against CLIP's reading.
+
+Runs `nada.adapt`'s engine in memory for one target case (the preset filled in for options
+left out) through every iteration, without the early stop, and every --every steps judges
+--n fixed latents of the trained generator against the base: the target rate, each kept
+label, and the share CLIP reads as the target (`Guidance.target_margin` > 0, the reading
+`--stop-share` uses, so the trace shows where the stop would come). One JSON line per check
+goes to stdout and, at the end, to --out.
+
+    python benchmarks/toyworld_trace.py --case sketch --out trace.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from toyworld_targets import CASES  # noqa: E402
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--case", required=True, choices=list(CASES))
+    p.add_argument("--options", default="{}", help="JSON object of adapt options (AdaptConfig or GuidanceConfig fields)")
+    p.add_argument("--every", type=int, default=10)
+    p.add_argument("--n", type=int, default=128)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from nada._io import atomic_write_text
+    from nada.adapt.engine import Adapter, make_config
+    from nada.toyworld.evaluate import LABELS, parse_expectations
+    from nada.toyworld.judge import load_judge
+
+    source, target, expect, _ = CASES[args.case]
+    expect = parse_expectations(expect)
+    options = json.loads(args.options)
+    run = Adapter(make_config(source, target, **options)[0], None, progress=False)
+    judge = load_judge()
+    z = torch.randn(args.n, run.G_frozen.z_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ws = run.G_frozen.mapping(z)
+        base = judge.predict(run.G_frozen.synthesis(ws, noise_mode="const").clamp(-1, 1))
+    rows, t0 = [], time.time()
+    while run.step < run.cfg.iters:
+        run.train_step()
+        if run.step % args.every:
+            continue
+        with torch.no_grad():
+            images = run.G_train.synthesis(ws, noise_mode="const").clamp(-1, 1)
+            pred = judge.predict(images)
+            margin = run.guidance.target_margin(images)
+        hit = torch.ones(args.n, dtype=torch.bool)
+        for key, value in expect.items():
+            hit &= pred[key] == LABELS[key].index(value)
+        row = {"step": run.step, "judge_target": round(float(hit.float().mean()), 4),
+               **{f"kept_{k}": round(float((pred[k] == base[k]).float().mean()), 4) for k in LABELS if k not in expect},
+               "clip_target": round(float((margin > 0).float().mean()), 4), "rows": run.rows, "wall_s": round(time.time() - t0, 1)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    if args.out is not None:
+        atomic_write_text(args.out, json.dumps({"case": args.case, "options": options, "n": args.n, "trace": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
