@@ -36,7 +36,7 @@ def main() -> int:
 
     from nada._io import atomic_write_text
     from nada.adapt.engine import Adapter, make_config
-    from nada.toyworld.evaluate import LABELS, parse_expectations
+    from nada.toyworld.evaluate import judge_verdict, parse_expectations
     from nada.toyworld.judge import load_judge
 
     source, target, expect, _ = CASES[args.case]
@@ -57,11 +57,9 @@ def main() -> int:
             images = run.G_train.synthesis(ws, noise_mode="const").clamp(-1, 1)
             pred = judge.predict(images)
             margin = run.guidance.target_margin(images)
-        hit = torch.ones(args.n, dtype=torch.bool)
-        for key, value in expect.items():
-            hit &= pred[key] == LABELS[key].index(value)
+        hit, kept = judge_verdict(pred, base, expect)
         row = {"step": run.step, "judge_target": round(float(hit.float().mean()), 4),
-               **{f"kept_{k}": round(float((pred[k] == base[k]).float().mean()), 4) for k in LABELS if k not in expect},
+               **{f"kept_{k}": round(v, 4) for k, v in kept.items()},
                "clip_target": round(float((margin > 0).float().mean()), 4), "rows": run.rows, "wall_s": round(time.time() - t0, 1)}
         rows.append(row)
         print(json.dumps(row), flush=True)

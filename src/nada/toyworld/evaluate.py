@@ -99,6 +99,16 @@ def clip_quality_diversity(images: torch.Tensor, text: str, clips: Sequence[Any]
     return float(np.mean(qs)), float(np.mean(ds))
 
 
+def judge_verdict(pred: Mapping[str, torch.Tensor], pred_base: Mapping[str, torch.Tensor],
+                  expect: Mapping[str, str]) -> tuple[torch.Tensor, dict[str, float]]:
+    """(per-sample bool: the judge gives every expected label, {label: share kept from the base}) for labels not expected."""
+    hit = torch.ones(len(pred["style"]), dtype=torch.bool)
+    for key, value in expect.items():
+        hit &= pred[key] == LABELS[key].index(value)
+    preserved = {key: float((pred[key] == pred_base[key]).float().mean()) for key in LABELS if key not in expect}
+    return hit, preserved
+
+
 def evaluate(generator, expect: Mapping[str, str] | Sequence[str], n: int = 256, seed: int = 0, base=None,
              truncation: float = 1.0, clips: Sequence[Any] | None = None, judge=None, text: str | None = None) -> dict[str, Any]:
     """Judge ``generator`` against ``base`` (default: the built-in toy generator) on the same latents."""
@@ -118,13 +128,8 @@ def evaluate(generator, expect: Mapping[str, str] | Sequence[str], n: int = 256,
 
     imgs, imgs_base = generate(G, n, seed, truncation), generate(base, n, seed, truncation)
     pred, pred_base = judge.predict(imgs), judge.predict(imgs_base)
-    hit = torch.ones(n, dtype=torch.bool)
-    hit_base = torch.ones(n, dtype=torch.bool)
-    for key, value in expect.items():
-        idx = LABELS[key].index(value)
-        hit &= pred[key] == idx
-        hit_base &= pred_base[key] == idx
-    preserved = {key: float((pred[key] == pred_base[key]).float().mean()) for key in LABELS if key not in expect}
+    hit, preserved = judge_verdict(pred, pred_base, expect)
+    hit_base = judge_verdict(pred_base, pred_base, expect)[0]
     shift = (pred["position"] - pred_base["position"]).norm(dim=1)
 
     # true renders of the target domain: expected labels fixed, everything else random
