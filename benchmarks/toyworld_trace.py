@@ -48,7 +48,7 @@ def main() -> int:
     with torch.no_grad():
         ws = run.G_frozen.mapping(z)
         base = judge.predict(run.G_frozen.synthesis(ws, noise_mode="const").clamp(-1, 1))
-    rows, t0 = [], time.time()
+    rows, t0, prev = [], time.time(), None
     while run.step < run.cfg.iters:
         run.train_step()
         if run.step % args.every:
@@ -57,10 +57,16 @@ def main() -> int:
             images = run.G_train.synthesis(ws, noise_mode="const").clamp(-1, 1)
             pred = judge.predict(images)
             margin = run.guidance.target_margin(images)
+            # how far CLIP's reading of each image moved since the last check (1 - cos, ensemble-weighted)
+            emb = [torch.nn.functional.normalize(c.encode_images(images), dim=-1) for c in run.guidance.clips.models]
+            drift = None if prev is None else float(run.guidance.clips.weighted([1 - (a * b).sum(-1) for a, b in zip(emb, prev)]).mean())
+            prev = emb
         hit, kept = judge_verdict(pred, base, expect)
         row = {"step": run.step, "judge_target": round(float(hit.float().mean()), 4),
                **{f"kept_{k}": round(v, 4) for k, v in kept.items()},
-               "clip_target": round(float((margin > 0).float().mean()), 4), "rows": run.rows, "wall_s": round(time.time() - t0, 1)}
+               "clip_target": round(float((margin > 0).float().mean()), 4),
+               "clip_margin_mean": round(float(margin.mean()), 4), "clip_margin_q10": round(float(margin.quantile(0.1)), 4),
+               "clip_drift": None if drift is None else round(drift, 5), "rows": run.rows, "wall_s": round(time.time() - t0, 1)}
         rows.append(row)
         print(json.dumps(row), flush=True)
     if args.out is not None:

@@ -368,6 +368,28 @@ def test_early_stop_ends_the_run_once_clip_reads_the_target(tiny_clip_dir, tmp_p
     assert last.metrics["steps"] == 9 and not last.metrics["stopped_early"] and last.metrics["target_share"] == 0.75
 
 
+def test_stop_patience_trains_on_after_the_share_is_first_reached(tiny_clip_dir, tmp_path):
+    from nada.guidance.guidance import Guidance
+
+    cfg = config(tiny_clip_dir, iters=20, stop_share=0.75, stop_every=3, stop_samples=4, stop_patience=4,
+                 sample_every=0, save_every=0)
+    out = tmp_path / "run"
+    # reached at step 6; the share then dips below stop_share, which does not reset the patience
+    guidance = ScriptedMargins(Guidance(cfg.guidance), [0.25, 0.75, 0.5, 1.0])
+    lines: list[str] = []
+    res = Adapter(cfg, out, generator=make_tiny_generator(), guidance=guidance, progress=False, log=lines.append).run()
+    assert res.metrics["steps"] == 10 and res.metrics["stopped_early"]
+    assert res.metrics["target_reached_step"] == 6 and res.metrics["target_share"] == 0.5
+    assert [(h["step"], h["target_share"]) for h in res.metrics["history"] if "target_share" in h] == [
+        (3, 0.25), (6, 0.75), (9, 0.5)]
+    assert any("at step 6" in line and "stopping at step 10" in line for line in lines)
+    again = Adapter(cfg, out, generator=make_tiny_generator(), guidance=ScriptedMargins(Guidance(cfg.guidance), [0.0]),
+                    resume=True, progress=False, log=lambda _: None).run()
+    assert again.metrics["steps"] == 10 and guidance.checks == 3
+    with pytest.raises(AdaptConfigError, match="stop_patience"):
+        config(tiny_clip_dir, stop_patience=-1)
+
+
 class NeverReached(ScriptedMargins):
     """Reads with the real CLIPs, but no sample ever counts as the target, so the run never stops."""
 

@@ -172,6 +172,7 @@ _FIELD_HELP = {
     "stop_share": "stop once CLIP reads at least this share of the check samples as the target (0 = run every iteration)",
     "stop_every": "check CLIP's target share every N steps (with --stop-share)",
     "stop_samples": "fixed latents CLIP reads at each check",
+    "stop_patience": "train this many more steps after the check that first reaches --stop-share",
     "sample_every": "write a frozen-over-trained grid every N steps (0 = never)",
     "save_every": "write the resumable training state every N steps (0 = only at the end)",
     "n_samples": "samples per grid row",

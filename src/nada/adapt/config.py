@@ -74,10 +74,12 @@ class AdaptConfig:
     auto_layer_chunk: int = 0  # push the selection batch through in pieces of N to bound memory (0 = whole)
 
     # Early stop: every stop_every steps CLIP reads stop_samples fixed latents; once at least
-    # stop_share of them are closer to the target than to the source, training ends (0 = off).
+    # stop_share of them are closer to the target than to the source, training ends (0 = off),
+    # stop_patience steps after the check that first reached the share.
     stop_share: float = 0.0
     stop_every: int = 10
     stop_samples: int = 32
+    stop_patience: int = 0
 
     sample_every: int = 100
     save_every: int = 100
@@ -102,7 +104,7 @@ class AdaptConfig:
         for name in ("iters", "batch", "lr", "auto_layer_k", "auto_layer_iters", "auto_layer_batch", "auto_layer_interval",
                      "auto_layer_min_k", "n_samples", "stop_every", "stop_samples"):
             positive(name)
-        for name in ("sample_every", "save_every", "auto_layer_falloff", "auto_layer_lr", "auto_layer_chunk"):
+        for name in ("sample_every", "save_every", "auto_layer_falloff", "auto_layer_lr", "auto_layer_chunk", "stop_patience"):
             positive(name, allow_zero=True)
         if not isinstance(self.stop_share, (int, float)) or isinstance(self.stop_share, bool) or not 0 <= self.stop_share <= 1:
             raise AdaptConfigError(f"stop_share must be a share in [0, 1] (0 = train every iteration), got {self.stop_share!r}")

@@ -184,15 +184,24 @@ class Adapter:
         return next((h["target_share"] for h in reversed(self.history) if "target_share" in h), None)
 
     def _reached_target(self) -> bool:
-        """At a check step: record CLIP's target share and say whether the run stops before its last step."""
+        """After a step: at a check step record CLIP's target share; say whether the run stops before its last step."""
         cfg = self.cfg
-        if cfg.stop_share <= 0 or self.step % cfg.stop_every != 0:
+        if cfg.stop_share <= 0:
             return False
-        self.history[-1]["target_share"] = self.target_share()
-        return self._share_reached(self.history[-1]) and self.step < cfg.iters
+        if self.step % cfg.stop_every == 0:
+            self.history[-1]["target_share"] = self.target_share()
+        return self._stop_due() and self.step < cfg.iters
 
     def _share_reached(self, entry: dict[str, Any]) -> bool:
         return self.cfg.stop_share > 0 and entry.get("target_share", -1.0) >= self.cfg.stop_share
+
+    def target_reached_step(self) -> int | None:
+        """The step of the first check at which CLIP's target share reached ``stop_share``."""
+        return next((h["step"] for h in self.history if self._share_reached(h)), None)
+
+    def _stop_due(self) -> bool:
+        reached = self.target_reached_step()
+        return reached is not None and self.step - reached >= self.cfg.stop_patience
 
     # ------------------------------------------------------------------ one step
 
@@ -248,6 +257,7 @@ class Adapter:
             "trained_rows": self.rows,
             "stopped_early": finished and self.step < self.cfg.iters,
             "target_share": self.last_target_share(),
+            "target_reached_step": self.target_reached_step(),
         }
 
     def save_state(self) -> None:
@@ -298,7 +308,7 @@ class Adapter:
             if self.step == 0 and cfg.sample_every > 0:
                 self.write_samples()
             # a resumed run that had already stopped early stays stopped
-            while self.step < cfg.iters and not (self.history and self._share_reached(self.history[-1])):
+            while self.step < cfg.iters and not self._stop_due():
                 info = self.train_step()
                 self.elapsed = time.perf_counter() - t_start
                 self.history.append({"step": self.step, **{k: float(f"{v:.6g}") for k, v in info.items()},
@@ -315,8 +325,11 @@ class Adapter:
                         bar.total = self.step  # the run ends here: a full bar, not a stalled one
                     bar.set_postfix(post, refresh=reached)
                 if reached:
-                    self.log(f"\nCLIP reads {self.history[-1]['target_share']:.0%} of the check samples as the target "
-                             f"at step {self.step}: stopping early (stop_share {cfg.stop_share:g})")
+                    at = self.target_reached_step()
+                    share = next(h["target_share"] for h in self.history if h["step"] == at)
+                    after = f", {self.step - at} steps later (stop_patience {cfg.stop_patience})" if self.step > at else ""
+                    self.log(f"\nCLIP read {share:.0%} of the check samples as the target at step {at}: "
+                             f"stopping at step {self.step}{after} (stop_share {cfg.stop_share:g})")
                     break
                 if cfg.sample_every and self.step % cfg.sample_every == 0:
                     self.write_samples()
