@@ -48,6 +48,21 @@ def main() -> int:
     with torch.no_grad():
         ws = run.G_frozen.mapping(z)
         base = judge.predict(run.G_frozen.synthesis(ws, noise_mode="const").clamp(-1, 1))
+    from nada.guidance.directions import domain_text_embedding
+    from nada.toyworld.renderer import COLOURS, SHAPES, STYLES
+
+    clips = run.guidance.clips
+    groups = {"style": STYLES, "shape": SHAPES, "colour": COLOURS}
+    words = {g: [torch.stack([domain_text_embedding(c, w, [], False) for w in ws_]) for c in clips.models]
+             for g, ws_ in groups.items()}
+
+    def clip_reads(images):
+        """CLIP's zero-shot label per group, ensemble-weighted."""
+        emb = [torch.nn.functional.normalize(c.encode_images(images), dim=-1) for c in clips.models]
+        return emb, {g: clips.weighted([e @ t.T for e, t in zip(emb, words[g])]).argmax(1) for g in groups}
+
+    with torch.no_grad():
+        _, clip_base = clip_reads(run.G_frozen.synthesis(ws, noise_mode="const").clamp(-1, 1))
     rows, t0, prev = [], time.time(), None
     while run.step < run.cfg.iters:
         run.train_step()
@@ -58,7 +73,7 @@ def main() -> int:
             pred = judge.predict(images)
             margin = run.guidance.target_margin(images)
             # how far CLIP's reading of each image moved since the last check (1 - cos, ensemble-weighted)
-            emb = [torch.nn.functional.normalize(c.encode_images(images), dim=-1) for c in run.guidance.clips.models]
+            emb, clip_now = clip_reads(images)
             drift = None if prev is None else float(run.guidance.clips.weighted([1 - (a * b).sum(-1) for a, b in zip(emb, prev)]).mean())
             prev = emb
         hit, kept = judge_verdict(pred, base, expect)
@@ -66,6 +81,7 @@ def main() -> int:
                **{f"kept_{k}": round(v, 4) for k, v in kept.items()},
                "clip_target": round(float((margin > 0).float().mean()), 4),
                "clip_margin_mean": round(float(margin.mean()), 4), "clip_margin_q10": round(float(margin.quantile(0.1)), 4),
+               **{f"clip_kept_{g}": round(float((clip_now[g] == clip_base[g]).float().mean()), 4) for g in groups},
                "clip_drift": None if drift is None else round(drift, 5), "rows": run.rows, "wall_s": round(time.time() - t0, 1)}
         rows.append(row)
         print(json.dumps(row), flush=True)
