@@ -390,6 +390,31 @@ def test_stop_patience_trains_on_after_the_share_is_first_reached(tiny_clip_dir,
         config(tiny_clip_dir, stop_patience=-1)
 
 
+def test_content_edits_can_train_past_the_stop(tiny_clip_dir):
+    from nada.guidance.guidance import Guidance
+
+    colour = dict(source_text="a red circle", target_text="a blue circle", source_group=["red,green,blue"])
+    kw = dict(iters=8, stop_share=0.5, stop_every=2, stop_samples=2, sample_every=0, save_every=0, guidance=colour)
+    lines: list[str] = []
+    cfg = config(tiny_clip_dir, stop_content_edits=False, **kw)
+    guidance = ScriptedMargins(Guidance(cfg.guidance), [1.0])
+    res = Adapter(cfg, None, generator=make_tiny_generator(), guidance=guidance, progress=False, log=lines.append).run()
+    assert res.metrics["content_edit"] and guidance.checks == 0 and res.metrics["steps"] == 8
+    assert not res.metrics["stopped_early"] and res.metrics["target_share"] is None
+    assert any("content edit" in line and "no early stop" in line for line in lines)
+    # the default stops content edits too; a style edit stops with the option off
+    cfg = config(tiny_clip_dir, **kw)
+    res = Adapter(cfg, None, generator=make_tiny_generator(), guidance=ScriptedMargins(Guidance(cfg.guidance), [1.0]),
+                  progress=False).run()
+    assert res.metrics["content_edit"] and res.metrics["stopped_early"] and res.metrics["steps"] == 2
+    cfg = config(tiny_clip_dir, stop_content_edits=False, **{**kw, "guidance": dict(source_group=["red,green,blue"])})
+    res = Adapter(cfg, None, generator=make_tiny_generator(), guidance=ScriptedMargins(Guidance(cfg.guidance), [1.0]),
+                  progress=False).run()
+    assert not res.metrics["content_edit"] and res.metrics["stopped_early"] and res.metrics["steps"] == 2
+    with pytest.raises(AdaptConfigError, match="stop_content_edits"):
+        config(tiny_clip_dir, stop_content_edits="no")
+
+
 class NeverReached(ScriptedMargins):
     """Reads with the real CLIPs, but no sample ever counts as the target, so the run never stops."""
 

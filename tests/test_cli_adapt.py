@@ -132,3 +132,7 @@ def test_builtin_preset_stops_when_clip_reads_the_target_and_the_flag_turns_it_o
     # other generators keep the reference behaviour: every iteration runs
     other = base + ["--generator", "ffhq-1024"]
     assert adapt_config_from_args(build_parser().parse_args(other)).stop_share == 0
+    # the preset lets content edits (a source group applies) train every step; the flag restores the stop
+    assert not adapt_config_from_args(build_parser().parse_args(base)).stop_content_edits
+    assert adapt_config_from_args(build_parser().parse_args(base + ["--stop-content-edits"])).stop_content_edits
+    assert adapt_config_from_args(build_parser().parse_args(other)).stop_content_edits

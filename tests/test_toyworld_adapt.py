@@ -23,10 +23,13 @@ def test_short_builtin_adaptation_makes_sketches_the_judge_recognises():
 def test_short_builtin_colour_edit_recolours_objects_of_every_colour():
     # A change of content: every object turns blue, whatever its colour. The preset's source
     # groups give each sample its own colour as the source ("green" -> "blue" for a green object).
-    # Measured: blue 0.20 -> 0.81 (stopped at step 110), style kept 0.72, shape 0.74.
+    # A content edit trains every step (the preset's stop is for styles; CLIP reads half-recoloured
+    # objects as blue by step 110, when the judge still sees smeared, greyish ones).
+    # Measured: blue 0.20 -> 0.99 at step 150, style kept 0.98, shape 0.91.
     result = nada.adapt("red", "blue", iters=150, progress=False)
+    assert result.metrics["content_edit"] and result.metrics["steps"] == 150
     report = evaluate(result.generator, ["colour=blue"], n=128, seed=0)
     assert report["base_target_rate"] <= 0.3  # about one object in six is blue to begin with
-    assert report["target_rate"] >= 0.6
+    assert report["target_rate"] >= 0.8
     # the objects stay photos of the same shapes
-    assert report["preserved"]["style"] >= 0.5 and report["preserved"]["shape"] >= 0.5
+    assert report["preserved"]["style"] >= 0.7 and report["preserved"]["shape"] >= 0.7

@@ -173,6 +173,7 @@ _FIELD_HELP = {
     "stop_every": "check CLIP's target share every N steps (with --stop-share)",
     "stop_samples": "fixed latents CLIP reads at each check",
     "stop_patience": "train this many more steps after the check that first reaches --stop-share",
+    "stop_content_edits": "also stop early when a source group applies (a shape or colour swapped for another)",
     "sample_every": "write a frozen-over-trained grid every N steps (0 = never)",
     "save_every": "write the resumable training state every N steps (0 = only at the end)",
     "n_samples": "samples per grid row",
@@ -219,8 +220,8 @@ def add_adapt_command(subparsers: argparse._SubParsersAction) -> None:
         description="Train a copy of a generator so that it moves from --source to --target in CLIP space. "
                     "With no --generator/--clip the built-in world is used. Options left out come from the "
                     "generator's preset (the built-in world: at most 300 iterations of batch 4 at lr 0.003, k=6, selection "
-                    "every 10 steps, 4 augmented views, no prompt templates, its shapes and colours as source groups, and a stop "
-                    "once CLIP reads every check sample as the target), then from the reference implementation's defaults shown below.")
+                    "every 10 steps, 4 augmented views, no prompt templates, its shapes and colours as source groups, and, "
+                    "for a change of style, a stop once CLIP reads every check sample as the target), then from the reference implementation's defaults shown below.")
     p.add_argument("--out", metavar="DIR", help="output directory (samples, checkpoints, final generator)")
     p.add_argument("--config", metavar="FILE", help="YAML config (e.g. a previous run's config.yaml); flags override it")
     p.add_argument("--resume", metavar="DIR", help="continue the unfinished run in DIR (uses DIR/config.yaml)")

@@ -42,8 +42,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         # reads each sample's own shape or colour as its source; style edits are unaffected.
         # A style flips within about ten steps and training on past the flip only bends shapes,
         # so a run stops once CLIP reads every check sample as the target (300 steps at most).
+        # Not a content edit: CLIP reads a half-recoloured object as blue long before it is.
         "iters": 300, "batch": 4, "lr": 0.003, "auto_layer_k": 6, "auto_layer_interval": 10,
-        "stop_share": 1.0, "sample_every": 50, "save_every": 50,
+        "stop_share": 1.0, "stop_content_edits": False, "sample_every": 50, "save_every": 50,
         "guidance": {"clip_augment": 4, "use_templates": False, "source_group": list(TOY_SOURCE_GROUPS)},
     },
 }
@@ -80,6 +81,9 @@ class AdaptConfig:
     stop_every: int = 10
     stop_samples: int = 32
     stop_patience: int = 0
+    # False: no stop for content edits (a source group applies, e.g. "red" -> "blue"), which CLIP
+    # reads as done while the change is still half-way (docs/toyworld.md)
+    stop_content_edits: bool = True
 
     sample_every: int = 100
     save_every: int = 100
@@ -108,6 +112,8 @@ class AdaptConfig:
             positive(name, allow_zero=True)
         if not isinstance(self.stop_share, (int, float)) or isinstance(self.stop_share, bool) or not 0 <= self.stop_share <= 1:
             raise AdaptConfigError(f"stop_share must be a share in [0, 1] (0 = train every iteration), got {self.stop_share!r}")
+        if not isinstance(self.stop_content_edits, bool):
+            raise AdaptConfigError(f"stop_content_edits must be true or false, got {self.stop_content_edits!r}")
         if not 0 <= self.mixing <= 1:
             raise AdaptConfigError(f"mixing must be a probability in [0, 1], got {self.mixing}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):

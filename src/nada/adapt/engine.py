@@ -129,6 +129,9 @@ class Adapter:
         self.sample_z = torch.randn(config.n_samples, self.G_train.z_dim, generator=sample_gen).to(self.device)
         self._sample_frozen: torch.Tensor | None = None
         self._check_ws: torch.Tensor | None = None  # fixed latents CLIP reads for the early stop
+        # an edit of a grouped attribute ("red" -> "blue") is a content edit; the stop may skip those
+        self.content_edit = bool(self.info.get("source_groups_used"))
+        self.stop_active = config.stop_share > 0 and (config.stop_content_edits or not self.content_edit)
 
     # ------------------------------------------------------------------ helpers
 
@@ -186,14 +189,14 @@ class Adapter:
     def _reached_target(self) -> bool:
         """After a step: at a check step record CLIP's target share; say whether the run stops before its last step."""
         cfg = self.cfg
-        if cfg.stop_share <= 0:
+        if not self.stop_active:
             return False
         if self.step % cfg.stop_every == 0:
             self.history[-1]["target_share"] = self.target_share()
         return self._stop_due() and self.step < cfg.iters
 
     def _share_reached(self, entry: dict[str, Any]) -> bool:
-        return self.cfg.stop_share > 0 and entry.get("target_share", -1.0) >= self.cfg.stop_share
+        return self.stop_active and entry.get("target_share", -1.0) >= self.cfg.stop_share
 
     def target_reached_step(self) -> int | None:
         """The step of the first check at which CLIP's target share reached ``stop_share``."""
@@ -258,6 +261,7 @@ class Adapter:
             "stopped_early": finished and self.step < self.cfg.iters,
             "target_share": self.last_target_share(),
             "target_reached_step": self.target_reached_step(),
+            "content_edit": self.content_edit,
         }
 
     def save_state(self) -> None:
@@ -305,6 +309,10 @@ class Adapter:
             bar = tqdm(total=cfg.iters, initial=self.step, desc="adapt", unit="it", dynamic_ncols=True)
         t_start = time.perf_counter() - self.elapsed
         try:
+            if cfg.stop_share > 0 and not self.stop_active and self.step == 0:
+                groups = "; ".join(",".join(g) for g in self.info["source_groups_used"])
+                self.log(f"a content edit (source group {groups}): no early stop, "
+                         f"all {cfg.iters} steps train (stop_content_edits off)")
             if self.step == 0 and cfg.sample_every > 0:
                 self.write_samples()
             # a resumed run that had already stopped early stays stopped
