@@ -58,7 +58,7 @@ def main() -> int:
 
     def clip_reads(images):
         """CLIP's zero-shot label per group, ensemble-weighted."""
-        emb = [torch.nn.functional.normalize(c.encode_images(images), dim=-1) for c in clips.models]
+        emb = [c.encode_images(images) for c in clips.models]  # unit vectors
         return emb, {g: clips.weighted([e @ t.T for e, t in zip(emb, words[g])]).argmax(1) for g in groups}
 
     with torch.no_grad():
@@ -74,7 +74,7 @@ def main() -> int:
             margin = run.guidance.target_margin(images)
             # how far CLIP's reading of each image moved since the last check (1 - cos, ensemble-weighted)
             emb, clip_now = clip_reads(images)
-            drift = None if prev is None else float(run.guidance.clips.weighted([1 - (a * b).sum(-1) for a, b in zip(emb, prev)]).mean())
+            drift = None if prev is None else float(clips.weighted([1 - (a * b).sum(-1) for a, b in zip(emb, prev)]).mean())
             prev = emb
         hit, kept = judge_verdict(pred, base, expect)
         row = {"step": run.step, "judge_target": round(float(hit.float().mean()), 4),

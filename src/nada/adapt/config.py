@@ -42,7 +42,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         # reads each sample's own shape or colour as its source; style edits are unaffected.
         # A style flips within about ten steps and training on past the flip only bends shapes,
         # so a run stops once CLIP reads every check sample as the target (300 steps at most).
-        # Not a content edit: CLIP reads a half-recoloured object as blue long before it is.
+        # Content edits (a source group applies) train every step: CLIP reads a half-recoloured
+        # object as blue long before it is.
         "iters": 300, "batch": 4, "lr": 0.003, "auto_layer_k": 6, "auto_layer_interval": 10,
         "stop_share": 1.0, "stop_content_edits": False, "sample_every": 50, "save_every": 50,
         "guidance": {"clip_augment": 4, "use_templates": False, "source_group": list(TOY_SOURCE_GROUPS)},
