@@ -4,8 +4,10 @@ Runs `nada.adapt`'s engine in memory for one target case (the preset filled in f
 left out) through every iteration, without the early stop, and every --every steps judges
 --n fixed latents of the trained generator against the base: the target rate, each kept
 label, and the share CLIP reads as the target (`Guidance.target_margin` > 0, the reading
-`--stop-share` uses, so the trace shows where the stop would come). One JSON line per check
-goes to stdout and, at the end, to --out.
+`--stop-share` uses, so the trace shows where the stop would come), with the margin's mean and
+10th percentile, CLIP's own zero-shot reading of style, shape and colour against the base
+(`clip_kept_*`) and how far the embeddings moved since the last check (`clip_drift`, 1 - cos).
+One JSON line per check goes to stdout and, at the end, to --out.
 
     python benchmarks/toyworld_trace.py --case sketch --out trace.json
 """
