@@ -198,6 +198,32 @@ def test_augment_is_differentiable_and_keeps_range():
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
+def test_tone_darkens_or_washes_out_without_changing_hue():
+    x = render_batch(64, seed=3)[0].double()
+    u = (x + 1) / 2
+    # darken scales [0, 1] intensities; wash_out mixes with white: checked against the formulas
+    f = torch.linspace(0.2, 1.0, 64, dtype=torch.float64)
+    assert torch.allclose((aug.darken(x, f) + 1) / 2, u * f.view(-1, 1, 1, 1))
+    assert torch.allclose((aug.wash_out(x, f) + 1) / 2, u * f.view(-1, 1, 1, 1) + (1 - f.view(-1, 1, 1, 1)))
+    assert torch.equal(aug.tone(x, torch.Generator().manual_seed(0), 0.0), x)
+    y = aug.tone(x, torch.Generator().manual_seed(0), 1.0, darkest=0.25, palest=0.35)
+    assert torch.equal(y, aug.tone(x, torch.Generator().manual_seed(0), 1.0, darkest=0.25, palest=0.35))
+    v = (y + 1) / 2
+    changed = (v - u).abs().amax(dim=(1, 2, 3)) > 1e-6
+    darker = (v <= u + 1e-9).all(dim=3).all(dim=2).all(dim=1)
+    paler = (v >= u - 1e-9).all(dim=3).all(dim=2).all(dim=1)
+    assert changed.all() and (darker ^ paler).all() and darker.any() and paler.any()
+    # a darkened image is one factor times the original (channel ratios, so hue, kept); a
+    # washed-out one keeps each pixel's channel order
+    d = darker.nonzero()[0, 0]
+    lit = u[d] > 0.05
+    ratio = v[d][lit] / u[d][lit]
+    assert ratio.max() - ratio.min() < 1e-9 and ratio.max() < 1
+    w = paler.nonzero()[0, 0]
+    assert torch.equal(v[w].argmax(0), u[w].argmax(0))
+    assert y.min() >= -1 and y.max() <= 1
+
+
 def test_train_cli_dispatch_and_contact_sheet(tmp_path, capsys):
     from PIL import Image
 

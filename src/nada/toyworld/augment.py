@@ -104,6 +104,42 @@ def photometric(
     return x.clamp(-1, 1)
 
 
+def darken(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Scale [0, 1] intensities by ``factor`` (N,): a dimmer exposure, hue kept ([-1, 1] images)."""
+    return (images + 1) * factor.to(images).view(-1, 1, 1, 1) - 1
+
+
+def wash_out(images: torch.Tensor, amount: torch.Tensor) -> torch.Tensor:
+    """Keep ``amount`` (N,) of each image's [0, 1] intensities and fill the rest with white: a faded print."""
+    a = amount.to(images).view(-1, 1, 1, 1)
+    return images * a + (1 - a)
+
+
+def tone(
+    images: torch.Tensor,
+    generator: torch.Generator | None = None,
+    p: float = 0.5,
+    *,
+    darkest: float = 0.25,
+    palest: float = 0.35,
+) -> torch.Tensor:
+    """With probability ``p`` per image, a strong exposure change: half darkened (intensity x
+    U(darkest, 1)), half washed out towards white (U(palest, 1) of it kept).
+
+    No style of the renderer is defined by how bright it is, so a model trained with this must
+    read a style from what is drawn (outlines, hatching, glow, blocks), not from a dark or a pale sheet.
+    """
+    n = images.shape[0]
+    u = torch.rand(n, 3, generator=generator)
+    chosen = u[:, 0] < p
+    dark = chosen & (u[:, 1] < 0.5)
+    pale = chosen & ~dark
+    x = images
+    x = torch.where(dark.view(-1, 1, 1, 1).to(x.device), darken(x, darkest + (1 - darkest) * u[:, 2]), x)
+    x = torch.where(pale.view(-1, 1, 1, 1).to(x.device), wash_out(x, palest + (1 - palest) * u[:, 2]), x)
+    return x
+
+
 def augment(images: torch.Tensor, generator: torch.Generator | None = None, **affine_kwargs) -> torch.Tensor:
     """One random view of each image: affine jitter (crop/flip/rotate/shift), then photometric noise."""
     theta = random_affine_matrices(images.shape[0], generator, **affine_kwargs)

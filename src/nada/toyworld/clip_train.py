@@ -333,6 +333,7 @@ def train_clip(
     shape_groups: bool = False,
     pixel_block: int | None = None,
     style_weights: dict[str, float] | None = None,
+    tone_jitter: float = 0.0,
     device: str = "cpu",
     log=print,
 ) -> dict:
@@ -344,11 +345,15 @@ def train_clip(
     ``pixel_block`` renders pixel art with another block size for this run (only to
     reproduce the shipped models' first phases, which used 3). ``style_weights`` draws
     batches with these relative style frequencies (unnamed styles weigh 1), to spend more
-    of a phase on the style a model reads worst. ``device`` runs the training
+    of a phase on the style a model reads worst. ``tone_jitter`` darkens or washes out that
+    share of the training images (:func:`augment.tone`), so that no style is read from how
+    bright the sheet is. ``device`` runs the training
     steps there (augmentation and evaluation stay on the CPU).
     """
     from . import renderer
 
+    if not 0 <= tone_jitter <= 1:
+        raise ValueError(f"tone_jitter must be a probability in [0, 1], got {tone_jitter}")
     if pixel_block is not None:
         if pixel_block < 1:
             raise ValueError(f"pixel_block must be >= 1, got {pixel_block}")
@@ -406,7 +411,10 @@ def train_clip(
         scenes = [pool_scenes_list[i] for i in idx.tolist()]
         captions = caption_scenes(scenes, cap_rng)
         positives = torch.tensor([[c.fits(s) for c in captions] for s in scenes])
-        images = aug.augment(to_float(pool[idx]), gen).to(device)
+        images = to_float(pool[idx])
+        if tone_jitter > 0:
+            images = aug.tone(images, gen, tone_jitter)
+        images = aug.augment(images, gen).to(device)
         tokens = {k: v.to(device) for k, v in tokenize(tokenizer, [c.text for c in captions]).items()}
         img = F.normalize(_embeds(model.get_image_features(pixel_values=normalise(images))), dim=-1)
         txt = F.normalize(_embeds(model.get_text_features(**tokens)), dim=-1)
@@ -429,7 +437,7 @@ def train_clip(
             log(f"eval step {step + 1}: " + " ".join(f"{k} {v:.3f}" for k, v in acc.items()))
             meta = {"preset": preset, "seed": seed, "steps": steps, "stop_at": stop_at, "step": step + 1,
                     "init": str(init) if init is not None else None, "shape_groups": shape_groups,
-                    "pixel_block": renderer.PIXEL_BLOCK, "style_weights": style_weights}
+                    "pixel_block": renderer.PIXEL_BLOCK, "style_weights": style_weights, "tone_jitter": tone_jitter}
             model.cpu()
             save_clip_dir(model, tokenizer, out, {**meta, "history": history})
             model.to(device)
@@ -502,6 +510,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--pixel-block", type=int, default=None, help="pixel-art block size for this run (default: the renderer's)")
     p.add_argument("--style-weight", action="append", default=[], metavar="STYLE=W",
                    help="relative frequency of a style in batches (repeatable; default 1 each), e.g. 'pixel art=3'")
+    p.add_argument("--tone-jitter", type=float, default=0.0,
+                   help="share of training images darkened or washed out (styles are not brightness)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu", help="where the training steps run (cpu, cuda)")
     args = p.parse_args(argv)
@@ -531,6 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shape_groups=args.shape_groups,
         pixel_block=args.pixel_block,
         style_weights=style_weights,
+        tone_jitter=args.tone_jitter,
         device=args.device,
         log=lambda m: print(m, flush=True),
     )

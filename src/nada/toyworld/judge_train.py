@@ -36,13 +36,16 @@ def render_labelled_pool(n: int, seed: int, chunk: int = 500) -> tuple[torch.Ten
 
 
 def augment_with_labels(
-    images: torch.Tensor, position: torch.Tensor, generator: torch.Generator
+    images: torch.Tensor, position: torch.Tensor, generator: torch.Generator, tone_jitter: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Affine jitter (position label follows) then photometric noise."""
+    """Affine jitter (position label follows), then photometric noise; ``tone_jitter`` > 0 first
+    applies :func:`augment.tone` with that probability."""
     theta = aug.random_affine_matrices(
         images.shape[0], generator, scale=(0.92, 1.06), max_rotate_deg=6.0, max_translate=0.08, flip=True
     )
     moved = aug.apply_affine(images, theta, padding_mode="border")
+    if tone_jitter > 0:
+        moved = aug.tone(moved, generator, tone_jitter)
     return aug.photometric(moved, generator, noise_std=0.08, max_blur_sigma=1.0), aug.map_points(position, theta, RESOLUTION)
 
 
@@ -73,8 +76,13 @@ def train_judge(
     lr: float = 2e-3,
     pool_size: int = 30000,
     eval_every: int = 500,
+    tone_jitter: float = 0.0,
     log=print,
 ) -> dict:
+    """Train the judge into ``out``. ``tone_jitter`` is the share of training images given a strong
+    exposure change (:func:`augment.tone`), so that style is read from what is drawn."""
+    if not 0 <= tone_jitter <= 1:
+        raise ValueError(f"tone_jitter must be a probability in [0, 1], got {tone_jitter}")
     t0 = time.time()
     torch.manual_seed(seed)
     net = JudgeNet(JudgeConfig())
@@ -101,7 +109,7 @@ def train_judge(
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         idx = torch.randint(0, len(pool), (batch,), generator=gen)
-        images, position = augment_with_labels(pool[idx].float() / 127.5 - 1, labels["position"][idx], gen)
+        images, position = augment_with_labels(pool[idx].float() / 127.5 - 1, labels["position"][idx], gen, tone_jitter)
         out_ = net(images)
         loss = (
             F.cross_entropy(out_["style"], labels["style"][idx])
@@ -123,7 +131,7 @@ def train_judge(
                 p.requires_grad_(True)
             history.append({"step": step + 1, **{k: v for k, v in res.items() if k != "per_style"}})
             log(f"eval step {step + 1}: " + json.dumps(history[-1]))
-            save_judge(net, out, {"seed": seed, "step": step + 1, "of_steps": steps})
+            save_judge(net, out, {"seed": seed, "step": step + 1, "of_steps": steps, "tone_jitter": tone_jitter})
     judge = Judge(net)
     wall = time.time() - t0
     test_images, test_labels = render_labelled_pool(2000, seed + 104729)
@@ -139,6 +147,7 @@ def train_judge(
         "batch": batch,
         "lr": lr,
         "pool_images": pool_size,
+        "tone_jitter": tone_jitter,
         "parameters": n_params,
         "wall_seconds": round(wall, 1),
         "heldout_2000": clean,
@@ -158,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--pool-size", type=int, default=30000)
+    p.add_argument("--tone-jitter", type=float, default=0.0,
+                   help="share of training images darkened or washed out (styles are not brightness)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -168,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch=args.batch,
         lr=args.lr,
         pool_size=args.pool_size,
+        tone_jitter=args.tone_jitter,
         log=lambda m: print(m, flush=True),
     )
     return 0
