@@ -96,3 +96,23 @@ def test_resolution_mismatch_is_refused():
 
     with pytest.raises(EvaluateError, match="px"):
         evaluate(make_tiny_generator(), ["style=sketch"], n=4, base=tiny_64(0), judge=FakeJudge(), clips=[FakeClip()])
+
+
+def test_cli_evaluate_takes_another_judge(tmp_path, capsys):
+    import json
+    import shutil
+
+    from nada.cli import main
+    from nada.toyworld.judge import JUDGE_DIR
+
+    args = ["toyworld", "evaluate", "--generator", "toy", "--expect", "style=sketch", "--n", "8", "--json"]
+    assert main(args) == 0
+    shipped = json.loads(capsys.readouterr().out)
+    # the base against itself: nothing changes, whichever judge reads it
+    assert shipped["target_rate"] == shipped["base_target_rate"] and shipped["preserved"] == {"shape": 1.0, "colour": 1.0}
+    copy = tmp_path / "judge"
+    shutil.copytree(JUDGE_DIR, copy)
+    assert main(args + ["--judge", str(copy)]) == 0
+    assert json.loads(capsys.readouterr().out) == shipped
+    assert main(args + ["--judge", str(tmp_path / "none")]) != 0
+    assert "no judge in" in capsys.readouterr().err

@@ -282,6 +282,7 @@ def add_toyworld_command(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--seed", type=_non_negative_int, default=0)
     e.add_argument("--truncation", type=float, default=1.0, metavar="PSI")
     e.add_argument("--text", help="text for clip_quality (default: a caption made from --expect)")
+    e.add_argument("--judge", metavar="DIR", help="a judge saved by `python -m nada.toyworld.train judge` (default: the shipped one)")
     e.add_argument("--json", action="store_true", help="print the full JSON report")
     e.set_defaults(func=run_toyworld_evaluate)
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), EXIT_USAGE)[1])
@@ -291,8 +292,14 @@ def run_toyworld_evaluate(args: argparse.Namespace) -> int:
     import json
 
     from .toyworld.evaluate import evaluate
+    from .toyworld.judge import load_judge
 
-    report = evaluate(args.generator, args.expect, n=args.n, seed=args.seed, truncation=args.truncation, text=args.text)
+    try:
+        judge = load_judge(directory=args.judge) if args.judge else None
+    except (FileNotFoundError, ValueError) as e:
+        raise UsageError(f"--judge: {e}") from None
+    report = evaluate(args.generator, args.expect, n=args.n, seed=args.seed, truncation=args.truncation, text=args.text,
+                      judge=judge)
     if args.json:
         print(json.dumps(report, indent=1))
     else:
