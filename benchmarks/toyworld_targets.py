@@ -36,22 +36,27 @@ def _slug(name: str) -> str:
     return name.replace(" ", "_").replace(">", "")
 
 
-def run_case(name: str, work: Path, env: dict) -> dict:
+def run_case(name: str, work: Path, env: dict, adapt_args: list[str] = (), judge: str | None = None,
+             adapt: bool = True) -> dict:
     source, target, expect, want = CASES[name]
     out = work / _slug(name)
-    t0 = time.time()
-    proc = subprocess.run([sys.executable, "-m", "nada.cli", "adapt", "--source", source, "--target", target, "--out", str(out),
-                           "--overwrite"], env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"nada adapt failed for {name}:\n{proc.stderr[-2000:]}")
-    wall = time.time() - t0
+    wall = None
+    if adapt:
+        t0 = time.time()
+        proc = subprocess.run([sys.executable, "-m", "nada.cli", "adapt", "--source", source, "--target", target, "--out", str(out),
+                               "--overwrite", *adapt_args], env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"nada adapt failed for {name}:\n{proc.stderr[-2000:]}")
+        wall = round(time.time() - t0, 1)
     cmd = [sys.executable, "-m", "nada.cli", "toyworld", "evaluate", "--generator", str(out / "generator.safetensors"), "--n", "256", "--seed", "0", "--json"]
     for e in expect:
         cmd += ["--expect", e]
+    if judge:
+        cmd += ["--judge", judge]
     report = json.loads(subprocess.run(cmd, check=True, env=env, capture_output=True, text=True).stdout)
     got = {"target_rate": report["target_rate"], "position_shift_px": report["position_shift_px"], **report["preserved"]}
     passed = {k: (got[k] <= v if k == "position_shift_px" else got[k] >= v) for k, v in want.items()}
-    return {"case": name, "source": source, "target": target, "expect": expect, "adapt_wall_s": round(wall, 1),
+    return {"case": name, "source": source, "target": target, "expect": expect, "adapt_wall_s": wall,
             "thresholds": want, "passed": passed, "report": report}
 
 
@@ -92,7 +97,12 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "toyworld_targets.json")
     p.add_argument("--figure", type=Path, default=None, help="also stack the runs' final.png into one picture")
     p.add_argument("--figure-only", action="store_true", help="with --work and --figure: only redraw the picture")
+    p.add_argument("--judge", default=None, help="judge directory for the evaluation (default: the shipped judge)")
+    p.add_argument("--evaluate-only", action="store_true", help="with --work: judge the runs already there, adapt nothing")
+    p.add_argument("--adapt-args", default="", help="extra `nada adapt` flags for every case, e.g. '--clip DIR --clip DIR'")
     args = p.parse_args()
+    if args.evaluate_only and not args.work:
+        raise SystemExit("--evaluate-only needs --work")
     if args.figure_only:
         if not (args.work and args.figure):
             raise SystemExit("--figure-only needs --work and --figure")
@@ -106,19 +116,19 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
         for name in args.cases:
-            r = run_case(name, work, env)
+            r = run_case(name, work, env, args.adapt_args.split(), args.judge, adapt=not args.evaluate_only)
             results.append(r)
             rep = r["report"]
             marks = " ".join(f"{k}{'✓' if ok else '✗'}" for k, ok in r["passed"].items())
             print(f"{name:15s} target_rate {rep['target_rate']:.3f} (base {rep['base_target_rate']:.3f}) "
                   f"preserved {json.dumps({k: round(v, 3) for k, v in rep['preserved'].items()})} "
                   f"shift {rep['position_shift_px']:.2f}px fid {rep['fid_to_target']:.1f}  "
-                  f"adapt {r['adapt_wall_s']:.0f}s  {marks}", flush=True)
+                  f"adapt {r['adapt_wall_s'] or 0:.0f}s  {marks}", flush=True)
         if args.figure:
             stack_rows([(r["case"], work / _slug(r["case"]) / "final.png") for r in results], args.figure)
             print(f"wrote {args.figure}")
     doc = {"benchmark": "toyworld adaptation targets", "n": 256, "seed": 0, "cpu_count": os.cpu_count(),
-           "threads": args.threads, "results": results}
+           "threads": args.threads, "judge": args.judge or "shipped", "adapt_args": args.adapt_args, "results": results}
     atomic_write_text(args.out, json.dumps(doc, indent=1) + "\n")
     print(f"wrote {args.out}")
     return 0
