@@ -56,7 +56,9 @@ def run_case(name: str, work: Path, env: dict, adapt_args: list[str] = (), judge
     report = json.loads(subprocess.run(cmd, check=True, env=env, capture_output=True, text=True).stdout)
     got = {"target_rate": report["target_rate"], "position_shift_px": report["position_shift_px"], **report["preserved"]}
     passed = {k: (got[k] <= v if k == "position_shift_px" else got[k] >= v) for k, v in want.items()}
+    metrics = json.loads((out / "metrics.json").read_text())
     return {"case": name, "source": source, "target": target, "expect": expect, "adapt_wall_s": wall,
+            "steps": metrics["steps"], "stopped_early": metrics["stopped_early"],
             "thresholds": want, "passed": passed, "report": report}
 
 
