@@ -5,7 +5,7 @@ exposure, darkened (intensity x f) or washed out towards white (a share a of it 
 changes no label, and reports what the judge and the CLIP ensemble read: the style shares of
 the photos (a model that shortcuts calls a dim photo neon or pixel art and a pale one
 watercolor or sketch), each model's style accuracy over all styles, and the judge's shape and
-colour accuracy.
+colour accuracy. Last, what both read on pixel art rendered with 1-px blocks, i.e. without blocks.
 
     python benchmarks/toyworld_shortcuts.py --out benchmarks/results/toyworld_shortcuts.json
     python benchmarks/toyworld_shortcuts.py --judge runs/judge-tone --clip runs/clip-p16-7 runs/clip-p8-7
@@ -70,8 +70,21 @@ def main() -> int:
         row = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
         rows.append(row)
         print(json.dumps(row), flush=True)
+    # pixel art with 1-px blocks: everything of the style but the blocks (palette, outline, cel shading)
+    from nada.toyworld import renderer
+
+    block = renderer.PIXEL_BLOCK
+    try:
+        renderer.PIXEL_BLOCK = 1
+        x, _ = render_batch(args.n, seed=31337 + STYLES.index("pixel art"), style="pixel art")
+    finally:
+        renderer.PIXEL_BLOCK = block
+    pred, clip_style = read(x)
+    no_blocks = {"judge": shares(pred["style"]), "clip": shares(clip_style)}
+    print(json.dumps({"pixel art without blocks": no_blocks}), flush=True)
     if args.out is not None:
-        result = {"judge": args.judge or "shipped", "clip": args.clip, "n_per_style": args.n, "rows": rows}
+        result = {"judge": args.judge or "shipped", "clip": args.clip, "n_per_style": args.n, "rows": rows,
+                  "pixel_art_without_blocks": no_blocks}
         atomic_write_text(args.out, json.dumps(result, indent=1))
     return 0
 
