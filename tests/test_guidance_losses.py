@@ -79,6 +79,33 @@ def test_gram_and_texture_loss_by_hand():
         L.texture_loss([tokens], style)
 
 
+def test_self_similarity_and_structure_loss_against_a_float64_loop():
+    g = torch.Generator().manual_seed(3)
+    a = torch.randn(2, 5, 4, generator=g, dtype=torch.float64)
+    b = torch.randn(2, 5, 4, generator=g, dtype=torch.float64)
+
+    def ref_sim(x):
+        out = torch.zeros(x.shape[0], x.shape[1], x.shape[1], dtype=torch.float64)
+        for n in range(x.shape[0]):
+            for i in range(x.shape[1]):
+                for j in range(x.shape[1]):
+                    out[n, i, j] = (x[n, i] @ x[n, j]) / (x[n, i].norm() * x[n, j].norm())
+        return out
+
+    assert torch.allclose(L.self_similarity(a), ref_sim(a), atol=1e-12)
+    want = ((ref_sim(a) - ref_sim(b)) ** 2).mean()
+    assert L.structure_loss([a], [b]).item() == pytest.approx(want.item(), abs=1e-12)
+    # two layers: the mean of the per-layer values
+    assert L.structure_loss([a, a], [b, a]).item() == pytest.approx(want.item() / 2, abs=1e-12)
+    # what each token looks like may change (its length), where it sits among the others may not
+    scaled = a * torch.rand(2, 5, 1, generator=g, dtype=torch.float64).add(0.5)
+    assert L.structure_loss([scaled], [a]).item() < 1e-24
+    moved = a[:, torch.tensor([1, 0, 2, 3, 4])]
+    assert L.structure_loss([moved], [a]).item() > 1e-3
+    with pytest.raises(ValueError):
+        L.structure_loss([a], [])
+
+
 def test_l2_and_perceptual_by_hand():
     a = t([[[[0.0, 0.0]]]])
     b = t([[[[1.0, 3.0]]]])

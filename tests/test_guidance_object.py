@@ -192,6 +192,22 @@ def test_texture_loss_vanishes_for_the_style_image_itself(tmp_path, clip):
         Guidance(_config(lambda_texture=1.0, style_images=str(tmp_path / "style.png"), texture_layers=[7]), [clip]).prepare()
 
 
+def test_structure_loss_keeps_the_frozen_layout_and_reaches_the_image(clip):
+    guidance = Guidance(_config(lambda_structure=1.0, lambda_direction=0.0), [clip])
+    guidance.prepare()
+    assert guidance.targets[0].structure_layers == [max(1, clip.num_vision_layers // 2)]
+    g = torch.Generator().manual_seed(0)
+    frozen = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1
+    _, info_same = guidance.loss(frozen, frozen)
+    trained = (torch.rand(2, 3, 32, 32, generator=g) * 2 - 1).requires_grad_(True)
+    loss, info_other = guidance.loss(trained, frozen)
+    assert info_same["structure"] < 1e-10 < info_other["structure"]
+    loss.backward()
+    assert trained.grad is not None and trained.grad.abs().sum() > 0
+    with pytest.raises(GuidanceError, match="structure layer 9 out of range"):
+        Guidance(_config(lambda_structure=1.0, structure_layers=[9]), [clip]).prepare()
+
+
 def test_perceptual_term_needs_and_uses_a_network(clip):
     with pytest.raises(GuidanceError, match="perceptual network"):
         Guidance(_config(lambda_perceptual=1.0), [clip])

@@ -196,6 +196,7 @@ _FIELD_HELP = {
     "lambda_angle": "weight of the CLIP-angle consistency loss",
     "lambda_manifold": "weight of the manifold consistency loss",
     "lambda_texture": "weight of the CLIP-feature texture loss (needs --style-images or --target-images)",
+    "lambda_structure": "weight of the structure loss: CLIP token self-similarity kept from the frozen image",
     "lambda_l2": "weight of the L2 reconstruction loss against the frozen images",
     "lambda_perceptual": "weight of the perceptual loss (Python API: pass a perceptual network)",
     "lambda_keep": "weight of the attribute-keeping loss (needs --keep)",
@@ -208,6 +209,7 @@ _FIELD_HELP = {
     "part_templates": "a custom part template for the patch loss; repeatable",
     "style_images": "style image file or folder for the texture loss",
     "texture_layers": "CLIP vision hidden-state index for the texture loss; repeatable",
+    "structure_layers": "CLIP vision hidden-state index for the structure loss; repeatable (default: the middle layer)",
 }
 
 

@@ -32,6 +32,7 @@ LOSS_TERMS = {
     "angle": "lambda_angle",
     "manifold": "lambda_manifold",
     "texture": "lambda_texture",
+    "structure": "lambda_structure",
     "l2": "lambda_l2",
     "perceptual": "lambda_perceptual",
     "keep": "lambda_keep",
@@ -63,6 +64,7 @@ class GuidanceConfig:
     lambda_angle: float = 0.0
     lambda_manifold: float = 0.0
     lambda_texture: float = 0.0
+    lambda_structure: float = 0.0  # CLIP token self-similarity kept from the frozen image
     lambda_l2: float = 0.0
     lambda_perceptual: float = 0.0  # needs a perceptual network passed to Guidance
     lambda_keep: float = 0.0  # attribute keeping: needs keep groups
@@ -79,6 +81,9 @@ class GuidanceConfig:
     # texture loss
     style_images: str | None = None  # image file or folder; default: target_image_dir
     texture_layers: list[int] | None = None  # vision hidden-state indices; None: middle and last layer
+
+    # structure loss
+    structure_layers: list[int] | None = None  # vision hidden-state indices; None: the middle layer
 
     # attribute keeping: each group is "a,b,c", alternatives of one attribute (e.g. shapes).
     # CLIP's zero-shot choice among them must stay what it was for the frozen image. A group

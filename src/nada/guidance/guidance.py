@@ -46,6 +46,7 @@ class ClipTarget:
     part_directions: torch.Tensor | None = None  # (K, D) for the patch loss
     texture_layers: list[int] | None = None
     style_grams: list[torch.Tensor] | None = None  # (C, C) per texture layer
+    structure_layers: list[int] | None = None
     keep_alternatives: list[torch.Tensor] | None = None  # (K, D) unit text embeddings per kept group
     source_variants: torch.Tensor | None = None  # (K, D) unit embeddings of the per-sample source texts
 
@@ -174,6 +175,8 @@ class Guidance:
                 t.keep_alternatives = [
                     torch.stack([domain_text_embedding(clip, w, templates, use_templates) for w in group]) for group in keep
                 ]
+            if cfg.lambda_structure > 0:
+                t.structure_layers = self._hidden_layers(clip, cfg.structure_layers, "structure", middle_only=True)
             if style_images is not None:
                 t.texture_layers = self._texture_layers(clip)
                 t.style_grams = _style_grams(clip, style_images, t.texture_layers)
@@ -195,13 +198,17 @@ class Guidance:
         return torch.stack(dirs)
 
     def _texture_layers(self, clip) -> list[int]:
-        layers = self.config.texture_layers
+        return self._hidden_layers(clip, self.config.texture_layers, "texture")
+
+    @staticmethod
+    def _hidden_layers(clip, layers: list[int] | None, what: str, middle_only: bool = False) -> list[int]:
+        """Checked hidden-state indices; None: the middle layer (and the last, unless ``middle_only``)."""
         n = clip.num_vision_layers
         if layers is None:
-            layers = sorted({max(1, n // 2), n})
+            layers = [max(1, n // 2)] if middle_only else sorted({max(1, n // 2), n})
         for i in layers:
             if not -(n + 1) <= i <= n:
-                raise GuidanceError(f"{clip.name}: texture layer {i} out of range (hidden states 0..{n})")
+                raise GuidanceError(f"{clip.name}: {what} layer {i} out of range (hidden states 0..{n})")
         return list(layers)
 
     # -- per step -------------------------------------------------------------------------------
@@ -288,6 +295,12 @@ class Guidance:
             for clip, t, w in zip(self.clips.models, targets, self.clips.weights):
                 _, hidden = clip.encode_images_with_hidden(img_train, t.texture_layers)
                 add("texture", L.texture_loss([h[:, 1:] for h in hidden], t.style_grams), w)
+        if "structure" in active:
+            for clip, t, w in zip(self.clips.models, targets, self.clips.weights):
+                _, h_train = clip.encode_images_with_hidden(img_train, t.structure_layers)
+                with torch.no_grad():
+                    _, h_frozen = clip.encode_images_with_hidden(img_frozen, t.structure_layers)
+                add("structure", L.structure_loss([h[:, 1:] for h in h_train], [h[:, 1:] for h in h_frozen]), w)
         if "l2" in active:
             add("l2", L.l2_loss(img_train, img_frozen.detach()))
         if "perceptual" in active:

@@ -26,6 +26,8 @@ __all__ = [
     "patch_directional_loss",
     "read_source_direction",
     "perceptual_loss",
+    "self_similarity",
+    "structure_loss",
     "texture_loss",
     "unit",
 ]
@@ -153,6 +155,26 @@ def texture_loss(train_tokens: Sequence[torch.Tensor], style_grams: Sequence[tor
     if len(train_tokens) != len(style_grams) or not train_tokens:
         raise ValueError(f"texture_loss needs one style Gram per layer, got {len(train_tokens)} and {len(style_grams)}")
     terms = [((gram_matrix(t) - g.unsqueeze(0)) ** 2).mean() for t, g in zip(train_tokens, style_grams)]
+    return torch.stack(terms).mean()
+
+
+def self_similarity(tokens: torch.Tensor) -> torch.Tensor:
+    """(N, T, C) token features -> (N, T, T) cosine similarities between every pair of tokens."""
+    u = unit(tokens)
+    return u @ u.transpose(1, 2)
+
+
+def structure_loss(train_tokens: Sequence[torch.Tensor], frozen_tokens: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``mean_l mean_{n,i,j} (S_l(train_n) - S_l(frozen_n))_{ij}^2`` over CLIP vision layers.
+
+    ``S`` is the tokens' cosine self-similarity (:func:`self_similarity`), as in Splice's
+    structure loss: which parts of an image resemble which others says where things are,
+    while what each part looks like (colour, texture) may change. The counterpart of the
+    texture loss, which keeps co-occurrence and drops layout.
+    """
+    if len(train_tokens) != len(frozen_tokens) or not train_tokens:
+        raise ValueError(f"structure_loss needs the same, non-zero number of layers, got {len(train_tokens)} and {len(frozen_tokens)}")
+    terms = [((self_similarity(a) - self_similarity(b)) ** 2).mean() for a, b in zip(train_tokens, frozen_tokens)]
     return torch.stack(terms).mean()
 
 
