@@ -62,3 +62,48 @@ def test_adaptation_code_does_not_import_the_judge():
             text = f.read_text()
             for needle in ("toyworld.judge", "load_judge", "JudgeNet", "toyworld import judge"):
                 assert needle not in text, f"{f} uses the judge ({needle})"
+
+
+def test_blend_styles_mixes_each_scene_with_itself_in_another_style():
+    import numpy as np
+
+    from nada.toyworld.judge_train import blend_styles
+    from nada.toyworld.renderer import STYLES, Scene, render, sample_scenes
+
+    scenes = sample_scenes(6, np.random.default_rng(4))
+    images = render(scenes)
+    mixed, keep, other = blend_styles(images, scenes, torch.Generator().manual_seed(1), lowest=0.5, highest=0.5)
+    again = blend_styles(images, scenes, torch.Generator().manual_seed(1), lowest=0.5, highest=0.5)[0]
+    assert torch.equal(mixed, again) and torch.equal(keep, torch.full((6,), 0.5))
+    # with an even mix, 2 * mixed - image is exactly a render of the same scene in some other style
+    rest = 2 * mixed - images
+    for i, sc in enumerate(scenes):
+        errs = {st: float((rest[i] - render([Scene(**{**sc.as_dict(), "style": st})])[0]).abs().max()) for st in STYLES}
+        best = min(errs, key=errs.get)
+        assert errs[best] < 1e-5 and best != sc.style and STYLES[int(other[i])] == best
+    # the share kept of each image lies in [lowest, highest]
+    whole = blend_styles(images, scenes, torch.Generator().manual_seed(2), lowest=1.0, highest=1.0)[0]
+    assert torch.allclose(whole, images)
+    with pytest.raises(ValueError):
+        blend_styles(images[:2], scenes, torch.Generator())
+    with pytest.raises(ValueError):
+        blend_styles(images, scenes, torch.Generator(), lowest=0.9, highest=0.1)
+
+
+def test_train_judge_with_blends_runs_and_records_the_share(tmp_path):
+    import json
+
+    from nada.toyworld.judge_train import train_judge
+
+    summary = train_judge(tmp_path / "j", steps=2, batch=8, pool_size=32, eval_every=1, tone_jitter=0.5,
+                          style_blend=0.5, blend_style_labels="soft", log=lambda m: None)
+    assert summary["style_blend"] == 0.5 and summary["blend_style_labels"] == "soft" and summary["steps"] == 2
+    assert set(summary["heldout_2000_style_blended"]) == {"shape", "colour", "position_within_2px", "position_error_median_px",
+                                                          "style_dominant"}
+    saved = json.loads((tmp_path / "j" / "config.json").read_text())
+    assert load_judge(directory=tmp_path / "j").net.config == JudgeConfig()
+    assert "style_blend" in json.dumps(saved)
+    with pytest.raises(ValueError, match="style_blend"):
+        train_judge(tmp_path / "k", steps=1, style_blend=1.5, log=lambda m: None)
+    with pytest.raises(ValueError, match="blend_style_labels"):
+        train_judge(tmp_path / "k", steps=1, blend_style_labels="hard", log=lambda m: None)

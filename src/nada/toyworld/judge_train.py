@@ -21,8 +21,9 @@ import torch.nn.functional as F
 
 from . import augment as aug
 from .judge import Judge, JudgeConfig, JudgeNet, save_judge
-from .renderer import RESOLUTION, STYLES, render, sample_scenes, scene_labels
+from .renderer import RESOLUTION, STYLES, Scene, render, sample_scenes, scene_labels
 
+BLEND_STYLE_LABELS = ("none", "soft")
 POSITION_WEIGHT = 0.2  # position loss is in pixels; this keeps it comparable to the cross-entropies
 
 
@@ -47,6 +48,31 @@ def augment_with_labels(
     if tone_jitter > 0:
         moved = aug.tone(moved, generator, tone_jitter)
     return aug.photometric(moved, generator, noise_std=0.08, max_blur_sigma=1.0), aug.map_points(position, theta, RESOLUTION)
+
+
+def blend_styles(images: torch.Tensor, scenes: Sequence[Scene], generator: torch.Generator,
+                 lowest: float = 0.2, highest: float = 0.8) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each image mixed with the same scene drawn in another, random style.
+
+    ``images`` (N, 3, H, W) in [-1, 1] are renders of ``scenes``; each keeps a share
+    U(lowest, highest) of itself. Shape, colour and position stay exactly what the scene
+    says, while the style is a mixture: an adapted generator half-way between two domains
+    draws such images, and its shapes must still be read right. Returns the mixed images,
+    the share kept (N,) and the other style's index (N,).
+    """
+    n = len(scenes)
+    if images.shape[0] != n:
+        raise ValueError(f"blend_styles needs one scene per image, got {images.shape[0]} images and {n} scenes")
+    if n == 0:
+        return images, torch.ones(0), torch.zeros(0, dtype=torch.long)
+    if not 0 <= lowest <= highest <= 1:
+        raise ValueError(f"blend_styles needs 0 <= lowest <= highest <= 1, got {lowest}, {highest}")
+    shift = torch.randint(1, len(STYLES), (n,), generator=generator)
+    other = torch.tensor([(STYLES.index(sc.style) + int(k)) % len(STYLES) for sc, k in zip(scenes, shift)])
+    others = [Scene(**{**sc.as_dict(), "style": STYLES[int(o)]}) for sc, o in zip(scenes, other)]
+    keep = lowest + (highest - lowest) * torch.rand(n, generator=generator)
+    k = keep.view(n, 1, 1, 1)
+    return k * images + (1 - k) * render(others), keep, other
 
 
 @torch.no_grad()
@@ -77,18 +103,27 @@ def train_judge(
     pool_size: int = 30000,
     eval_every: int = 500,
     tone_jitter: float = 0.0,
+    style_blend: float = 0.0,
+    blend_style_labels: str = "none",
     log=print,
 ) -> dict:
     """Train the judge into ``out``. ``tone_jitter`` is the share of training images given a strong
-    exposure change (:func:`augment.tone`), so that style is read from what is drawn."""
-    if not 0 <= tone_jitter <= 1:
-        raise ValueError(f"tone_jitter must be a probability in [0, 1], got {tone_jitter}")
+    exposure change (:func:`augment.tone`), so that style is read from what is drawn.
+    ``style_blend`` is the share mixed with their scene in another style (:func:`blend_styles`);
+    With ``blend_style_labels`` "none" those train the shape, colour and position heads only;
+    with "soft" the style head too, towards the mixture's shares of the two styles."""
+    if blend_style_labels not in BLEND_STYLE_LABELS:
+        raise ValueError(f"blend_style_labels must be one of {', '.join(BLEND_STYLE_LABELS)}, got {blend_style_labels!r}")
+    for name, share in (("tone_jitter", tone_jitter), ("style_blend", style_blend)):
+        if not 0 <= share <= 1:
+            raise ValueError(f"{name} must be a probability in [0, 1], got {share}")
     t0 = time.time()
     torch.manual_seed(seed)
     net = JudgeNet(JudgeConfig())
     n_params = sum(p.numel() for p in net.parameters())
     log(f"judge: {n_params} parameters")
     pool, labels = render_labelled_pool(pool_size, seed)
+    scenes = sample_scenes(pool_size, np.random.default_rng(seed)) if style_blend > 0 else None  # the pool's scenes
     log(f"pool: {len(pool)} images rendered in {time.time() - t0:.0f}s")
     val_images, val_labels = render_labelled_pool(500, seed + 7919)
     val_images = val_images.float() / 127.5 - 1
@@ -109,10 +144,22 @@ def train_judge(
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         idx = torch.randint(0, len(pool), (batch,), generator=gen)
-        images, position = augment_with_labels(pool[idx].float() / 127.5 - 1, labels["position"][idx], gen, tone_jitter)
+        images = pool[idx].float() / 127.5 - 1
+        style_target = F.one_hot(labels["style"][idx], len(STYLES)).float()
+        style_weight = torch.ones(batch)
+        if style_blend > 0:
+            mixed = torch.nonzero(torch.rand(batch, generator=gen) < style_blend).flatten()
+            if len(mixed):
+                images[mixed], keep, other = blend_styles(images[mixed], [scenes[int(idx[i])] for i in mixed], gen)
+                if blend_style_labels == "soft":  # the style is the mixture: keep x own + (1 - keep) x other
+                    style_target[mixed] = keep[:, None] * style_target[mixed] + (1 - keep[:, None]) * F.one_hot(other, len(STYLES)).float()
+                else:  # no style label for a mixture
+                    style_weight[mixed] = 0.0
+        images, position = augment_with_labels(images, labels["position"][idx], gen, tone_jitter)
         out_ = net(images)
+        style_ce = F.cross_entropy(out_["style"], style_target, reduction="none")
         loss = (
-            F.cross_entropy(out_["style"], labels["style"][idx])
+            (style_ce * style_weight).sum() / style_weight.sum().clamp_min(1)
             + F.cross_entropy(out_["shape"], labels["shape"][idx])
             + F.cross_entropy(out_["colour"], labels["colour"][idx])
             + POSITION_WEIGHT * F.smooth_l1_loss(out_["position"], position)
@@ -131,7 +178,8 @@ def train_judge(
                 p.requires_grad_(True)
             history.append({"step": step + 1, **{k: v for k, v in res.items() if k != "per_style"}})
             log(f"eval step {step + 1}: " + json.dumps(history[-1]))
-            save_judge(net, out, {"seed": seed, "step": step + 1, "of_steps": steps, "tone_jitter": tone_jitter})
+            save_judge(net, out, {"seed": seed, "step": step + 1, "of_steps": steps, "tone_jitter": tone_jitter,
+                                  "style_blend": style_blend, "blend_style_labels": blend_style_labels})
     judge = Judge(net)
     wall = time.time() - t0
     test_images, test_labels = render_labelled_pool(2000, seed + 104729)
@@ -141,6 +189,15 @@ def train_judge(
     gen_eval = torch.Generator().manual_seed(seed + 3)
     noisy_images, noisy_pos = augment_with_labels(test_images, test_labels["position"], gen_eval)
     noisy = evaluate(judge, noisy_images, {**test_labels, "position": noisy_pos})
+    # and mixed with their scenes in other styles: shape, colour and position are still defined
+    test_scenes = sample_scenes(2000, np.random.default_rng(seed + 104729))
+    parts = [blend_styles(test_images[lo:lo + 500], test_scenes[lo:lo + 500], gen_eval) for lo in range(0, 2000, 500)]
+    blended_images, keep, other = (torch.cat(x) for x in zip(*parts))
+    blended = {k: v for k, v in evaluate(judge, blended_images, test_labels).items() if k not in ("style", "per_style")}
+    # the style that dominates a mixture, where one does (a share kept outside 0.4-0.6)
+    dominant = torch.where(keep >= 0.5, test_labels["style"], other)
+    clear = (keep - 0.5).abs() > 0.1
+    blended["style_dominant"] = float((judge.predict(blended_images[clear])["style"] == dominant[clear]).float().mean())
     summary = {
         "seed": seed,
         "steps": steps,
@@ -148,14 +205,17 @@ def train_judge(
         "lr": lr,
         "pool_images": pool_size,
         "tone_jitter": tone_jitter,
+        "style_blend": style_blend,
+        "blend_style_labels": blend_style_labels,
         "parameters": n_params,
         "wall_seconds": round(wall, 1),
         "heldout_2000": clean,
         "heldout_2000_augmented": noisy,
+        "heldout_2000_style_blended": blended,
         "history": history,
     }
     save_judge(net, out, summary)
-    log(json.dumps({"heldout": clean, "augmented": {k: v for k, v in noisy.items() if k != "per_style"}}))
+    log(json.dumps({"heldout": clean, "augmented": {k: v for k, v in noisy.items() if k != "per_style"}, "style_blended": blended}))
     return summary
 
 
@@ -169,6 +229,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--pool-size", type=int, default=30000)
     p.add_argument("--tone-jitter", type=float, default=0.0,
                    help="share of training images darkened or washed out (styles are not brightness)")
+    p.add_argument("--style-blend", type=float, default=0.0,
+                   help="share of training images mixed with their scene in another style (shape, colour and position heads only)")
+    p.add_argument("--blend-style-labels", choices=BLEND_STYLE_LABELS, default="none",
+                   help="style label of a mixed image: none (shape, colour, position only) or soft (the two styles' shares)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -180,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         lr=args.lr,
         pool_size=args.pool_size,
         tone_jitter=args.tone_jitter,
+        style_blend=args.style_blend,
+        blend_style_labels=args.blend_style_labels,
         log=lambda m: print(m, flush=True),
     )
     return 0
