@@ -7,6 +7,13 @@ reports the judge's shape confusion matrix (rows: the base sample's shape, colum
 twin's), the judge's style shares, how often CLIP's own zero-shot shape reading of the adapted
 sample agrees with the base one, and draws base / adapted pairs labelled with the judge's shapes.
 
+It also measures, per built-in CLIP, what the text asks for: the cosine between the text
+direction (neon - photo) and the image direction from the base generator's samples to true
+neon renders; how well the bare text direction and per-scene texts ("neon of a red circle" -
+"photo of a red circle") agree with paired render directions (the same scene as photo and as
+neon); and, per vision layer, the structure loss (token self-similarity) between a photo and
+its neon render against that between two photos whose shapes differ.
+
     python benchmarks/toyworld_neon_shapes.py --out benchmarks/results/toyworld_neon_shapes.json \
         --figure docs/img/toy_neon_shapes.png
 """
@@ -70,6 +77,7 @@ def main() -> int:
         clip_agreement[path.name] = {"kept_vs_clip_base": float((read == read_b).float().mean()),
                                      "base_vs_judge_base": float((read_b == sb).float().mean())}
 
+    directions = clip_directions(args.seed)
     report = {
         "options": None if args.generator else options, "generator": args.generator, "steps": steps,
         "adapt_wall_s": None if args.generator else round(wall, 1), "n": args.n, "seed": args.seed,
@@ -80,9 +88,10 @@ def main() -> int:
         "shape_kept_when_judged_neon": float((s == sb)[is_neon].float().mean()) if is_neon.any() else None,
         "style_shares": {name: float((pred["style"] == i).float().mean()) for i, name in enumerate(STYLES)},
         "clip_shape_reading": clip_agreement,
+        "clip_directions": directions,
     }
     atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: report[k] for k in ("shape_kept", "shape_kept_per_base_shape", "style_shares")}))
+    print(json.dumps({k: report[k] for k in ("shape_kept", "shape_kept_per_base_shape", "style_shares", "clip_shape_reading", "clip_directions")}))
     print("rows: base shape, columns: adapted shape", list(SHAPES))
     print(confusion)
 
@@ -112,6 +121,47 @@ def main() -> int:
         fig.savefig(tmp, dpi=130)
         tmp.replace(args.figure)
     return 0
+
+
+@torch.no_grad()
+def clip_directions(seed: int, n: int = 256) -> dict:
+    import numpy as np
+
+    import nada
+    from nada.guidance.losses import structure_loss
+    from nada.toyworld.assets import builtin_clip_paths
+    from nada.toyworld.evaluate import generate
+    from nada.toyworld.renderer import Scene, render, sample_scenes
+
+    F = torch.nn.functional
+    swap = {"circle": "square", "square": "circle", "triangle": "star", "star": "triangle"}
+    scenes = sample_scenes(n, np.random.default_rng(seed + 3), style="photo")
+    photo = render(scenes)
+    neon = render([Scene(**{**sc.as_dict(), "style": "neon"}) for sc in scenes])
+    other_shape = render([Scene(**{**sc.as_dict(), "shape": swap[sc.shape]}) for sc in scenes[:64]])
+    samples = generate(nada.load_generator("toy"), n, seed + 5)
+    out = {}
+    for path in builtin_clip_paths():
+        clip = nada.load_clip(str(path))
+        text = clip.encode_texts(["neon"])[0] - clip.encode_texts(["photo"])[0]
+        e_photo, e_neon = clip.encode_images(photo), clip.encode_images(neon)
+        paired = F.normalize(e_neon - e_photo, dim=1)
+        per_scene = torch.stack([
+            clip.encode_texts([f"neon of a {sc.colour} {sc.shape}"])[0] - clip.encode_texts([f"photo of a {sc.colour} {sc.shape}"])[0]
+            for sc in scenes])
+        structure = {}
+        for layer in range(1, clip.num_vision_layers + 1):
+            def tokens(images):
+                return clip.encode_images_with_hidden(images, [layer])[1][0][:, 1:]
+            structure[layer] = {"photo_vs_neon": float(structure_loss([tokens(neon[:64])], [tokens(photo[:64])])),
+                                "photo_vs_other_shape": float(structure_loss([tokens(other_shape)], [tokens(photo[:64])]))}
+        out[path.name] = {
+            "cos_text_vs_samples_to_neon_renders": float(F.cosine_similarity(text, e_neon.mean(0) - clip.encode_images(samples).mean(0), dim=0)),
+            "paired_cos_bare_text": float((paired @ F.normalize(text, dim=0)).mean()),
+            "paired_cos_per_scene_text": float((paired * F.normalize(per_scene, dim=1)).sum(1).mean()),
+            "structure_loss_by_layer": structure,
+        }
+    return out
 
 
 if __name__ == "__main__":
