@@ -80,6 +80,7 @@ def test_resume_continues_an_unfinished_run(base_file, tiny_clip_dir, tmp_path):
 
 @pytest.mark.parametrize("extra, message", [
     (["--target", "photo"], "direction"),
+    (["--target", "a sketch of a zebra"], "does not know the word(s) 'zebra'"),
     (["--layers", "42"], "out of range"),
     (["--batch", "0"], "batch"),
     (["--clip", "/nonexistent/clip"], "does not exist"),

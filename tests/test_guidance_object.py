@@ -208,6 +208,20 @@ def test_structure_loss_keeps_the_frozen_layout_and_reaches_the_image(clip):
         Guidance(_config(lambda_structure=1.0, structure_layers=[9]), [clip]).prepare()
 
 
+def test_words_outside_a_word_level_vocabulary_are_refused_or_flagged(clip):
+    assert clip.unknown_words("a sketch of a zebra, striped") == ["zebra", "striped"]
+    assert clip.unknown_words("a sketch of a dog") == []
+    with pytest.raises(GuidanceError, match=r"does not know the word\(s\) 'zebra' in the target text 'a zebra'"):
+        Guidance(_config(target_text="a zebra"), [clip]).prepare()
+    with pytest.raises(GuidanceError, match="'unicorn' in the source text"):
+        Guidance(_config(source_text="a unicorn photo"), [clip]).prepare()
+    with pytest.raises(GuidanceError, match="keep alternative 'oval'"):
+        Guidance(_config(lambda_keep=1.0, keep=["circle,oval"]), [clip]).prepare()
+    # unknown template words only warn: the text itself is still read
+    with pytest.warns(UserWarning, match="template word\\(s\\) 'glossy'"):
+        Guidance(_config(use_templates=True, templates=["a glossy {}", "{}"]), [clip]).prepare()
+
+
 def test_perceptual_term_needs_and_uses_a_network(clip):
     with pytest.raises(GuidanceError, match="perceptual network"):
         Guidance(_config(lambda_perceptual=1.0), [clip])

@@ -277,6 +277,23 @@ class ClipModel:
         hidden = [out.hidden_states[i].float() for i in layers]
         return F.normalize(emb.float(), dim=-1), hidden
 
+    def unknown_words(self, text: str) -> list[str]:
+        """Words of ``text`` that this CLIP's tokenizer reads as its unknown token (in order, once each).
+
+        Byte-level BPE tokenizers (the real CLIPs) have none; a word-level one, like the
+        built-in CLIPs', maps every word outside its vocabulary to one unknown token, so two
+        texts that differ only in such words embed identically.
+        """
+        unk = getattr(self.tokenizer, "unk_token_id", None)
+        if self.tokenizer is None or unk is None:
+            return []
+        try:
+            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+            pieces = [text[a:b] for i, (a, b) in zip(enc["input_ids"], enc["offset_mapping"]) if i == unk]
+        except (NotImplementedError, TypeError, ValueError, KeyError):  # slow tokenizers give no offsets
+            pieces = [w for w in text.split() if unk in self.tokenizer(w, add_special_tokens=False)["input_ids"]]
+        return list(dict.fromkeys(pieces))
+
     @torch.no_grad()
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """(len(texts), D) unit embeddings, computed once per distinct string and cached."""

@@ -8,6 +8,7 @@ the trained and the frozen generator (:meth:`Guidance.loss`).
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -28,7 +29,7 @@ from .directions import (
 )
 from .ensemble import ClipEnsemble
 from .errors import GuidanceError
-from .templates import PART_TEMPLATES
+from .templates import IMAGENET_TEMPLATES, PART_TEMPLATES
 
 __all__ = ["ClipTarget", "Guidance"]
 
@@ -149,6 +150,7 @@ class Guidance:
             if not used:
                 variants = None  # no group names what changes: one source text for every sample
 
+        self._check_vocabulary(source, variants, (templates if templates is not None else IMAGENET_TEMPLATES) if use_templates else None)
         keep, skipped = _split_keep_groups(cfg.keep_groups(), [source or "", cfg.target_text or ""])
         if cfg.keep:
             info["keep_groups"], info["keep_skipped"] = keep, skipped
@@ -185,6 +187,30 @@ class Guidance:
         info["direction_norm"] = {c.name: float(t.direction.norm()) for c, t in zip(self.clips.models, targets)}
         self.info = info
         return info
+
+    def _check_vocabulary(self, source: str | None, variants: list[str] | None, templates) -> None:
+        """Refuse texts with words a CLIP cannot read; warn about such words in templates.
+
+        A word-level tokenizer (the built-in CLIPs') reads an unknown word as one shared
+        unknown token: "a sketch of a dog" would steer like "a sketch of a cat".
+        """
+        cfg = self.config
+        texts = {"source text": [source], "target text": [cfg.target_text], "source group alternative": variants or [],
+                 "keep alternative": [w for g in cfg.keep_groups() for w in g] if cfg.lambda_keep > 0 else []}
+        for clip in self.clips.models:
+            for what, items in texts.items():
+                for text in items:
+                    words = clip.unknown_words(text) if text else []
+                    if words:
+                        raise GuidanceError(
+                            f"{clip.name} does not know the word(s) {', '.join(map(repr, words))} in the {what} {text!r}: "
+                            f"its tokenizer reads them as one unknown token. Use words from its vocabulary"
+                            f"{_vocabulary_hint(clip)}, or another CLIP.")
+            extra = list(templates or []) + (list(cfg.part_templates or PART_TEMPLATES) if cfg.lambda_patch > 0 else [])
+            unknown = list(dict.fromkeys(w for tpl in extra for w in clip.unknown_words(tpl.replace("{}", " "))))
+            if unknown:
+                warnings.warn(f"{clip.name} does not know the template word(s) {', '.join(map(repr, unknown))}; "
+                              f"they read as one unknown token (set templates or part_templates to ones it knows)", stacklevel=3)
 
     def _part_directions(self, clip, source: str | None, t: ClipTarget) -> torch.Tensor:
         cfg = self.config
@@ -363,6 +389,16 @@ class Guidance:
             self.weighting.load_state_dict(state["weighting"])
         self._aug_gen.set_state(state["aug_rng"])
         self._patch_gen.set_state(state["patch_rng"])
+
+
+def _vocabulary_hint(clip, limit: int = 200) -> str:
+    """" (...)" listing a small word-level vocabulary; "" for large or unknown ones."""
+    get_vocab = getattr(clip.tokenizer, "get_vocab", None)
+    if get_vocab is None:
+        return ""
+    special = set(getattr(clip.tokenizer, "all_special_tokens", []))
+    words = sorted(w for w in get_vocab() if w not in special)
+    return f" ({', '.join(words)})" if 0 < len(words) <= limit else ""
 
 
 def _split_keep_groups(groups: list[list[str]], texts: list[str]) -> tuple[list[list[str]], list[list[str]]]:

@@ -23,7 +23,7 @@ __all__ = ["DEFAULT_WORDS", "make_tiny_clip"]
 
 DEFAULT_WORDS: tuple[str, ...] = (
     "photo", "sketch", "painting", "drawing", "cartoon", "watercolor", "neon", "pixel", "art",
-    "dog", "cat", "face", "car", "church", "circle", "square", "triangle", "star",
+    "dog", "cat", "face", "car", "church", "circle", "square", "triangle", "star", "shape",
     "red", "green", "blue", "yellow", "purple", "orange", "black", "white",
     "a", "an", "the", "of", "in", "with", "and",
 )
