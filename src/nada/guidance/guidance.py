@@ -206,7 +206,8 @@ class Guidance:
                             f"{clip.name} does not know the word(s) {', '.join(map(repr, words))} in the {what} {text!r}: "
                             f"its tokenizer reads them as one unknown token. Use words from its vocabulary"
                             f"{_vocabulary_hint(clip)}, or another CLIP.")
-            extra = list(templates or []) + (list(cfg.part_templates or PART_TEMPLATES) if cfg.lambda_patch > 0 else [])
+            parts = cfg.part_templates if cfg.part_templates is not None else PART_TEMPLATES
+            extra = list(templates or []) + (list(parts) if cfg.lambda_patch > 0 else [])
             unknown = list(dict.fromkeys(w for tpl in extra for w in clip.unknown_words(tpl.replace("{}", " "))))
             if unknown:
                 warnings.warn(f"{clip.name} does not know the template word(s) {', '.join(map(repr, unknown))}; "

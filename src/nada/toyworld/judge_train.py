@@ -145,21 +145,27 @@ def train_judge(
             g["lr"] = lr_at(step)
         idx = torch.randint(0, len(pool), (batch,), generator=gen)
         images = pool[idx].float() / 127.5 - 1
-        style_target = F.one_hot(labels["style"][idx], len(STYLES)).float()
-        style_weight = torch.ones(batch)
+        style_target: torch.Tensor = labels["style"][idx]  # class indices; shares once soft labels are in
+        style_weight = None
         if style_blend > 0:
             mixed = torch.nonzero(torch.rand(batch, generator=gen) < style_blend).flatten()
             if len(mixed):
                 images[mixed], keep, other = blend_styles(images[mixed], [scenes[int(idx[i])] for i in mixed], gen)
                 if blend_style_labels == "soft":  # the style is the mixture: keep x own + (1 - keep) x other
+                    style_target = F.one_hot(style_target, len(STYLES)).float()
                     style_target[mixed] = keep[:, None] * style_target[mixed] + (1 - keep[:, None]) * F.one_hot(other, len(STYLES)).float()
                 else:  # no style label for a mixture
+                    style_weight = torch.ones(batch)
                     style_weight[mixed] = 0.0
         images, position = augment_with_labels(images, labels["position"][idx], gen, tone_jitter)
         out_ = net(images)
-        style_ce = F.cross_entropy(out_["style"], style_target, reduction="none")
+        if style_weight is None:  # as before blends existed, so earlier judges retrain bit for bit
+            style_loss = F.cross_entropy(out_["style"], style_target)
+        else:
+            style_ce = F.cross_entropy(out_["style"], style_target, reduction="none")
+            style_loss = (style_ce * style_weight).sum() / style_weight.sum().clamp_min(1)
         loss = (
-            (style_ce * style_weight).sum() / style_weight.sum().clamp_min(1)
+            style_loss
             + F.cross_entropy(out_["shape"], labels["shape"][idx])
             + F.cross_entropy(out_["colour"], labels["colour"][idx])
             + POSITION_WEIGHT * F.smooth_l1_loss(out_["position"], position)
