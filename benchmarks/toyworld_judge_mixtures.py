@@ -29,26 +29,22 @@ def main() -> int:
 
     from nada._io import atomic_write_text
     from nada.toyworld.judge import load_judge
-    from nada.toyworld.judge_train import blend_styles, evaluate, render_labelled_pool
+    from nada.toyworld.judge_train import evaluate, evaluate_mixtures, mix_styles, render_labelled_pool
     from nada.toyworld.renderer import sample_scenes
 
     images, labels = render_labelled_pool(2000, args.seed + 104729)
     images = images.float() / 127.5 - 1
     scenes = sample_scenes(2000, np.random.default_rng(args.seed + 104729))
     gen = torch.Generator().manual_seed(args.seed + 3)
-    parts = [blend_styles(images[lo:lo + 500], scenes[lo:lo + 500], gen) for lo in range(0, 2000, 500)]
-    mixed, keep, other = (torch.cat(x) for x in zip(*parts))
-    dominant = torch.where(keep >= 0.5, labels["style"], other)
-    clear = (keep - 0.5).abs() > 0.1
+    mixtures = mix_styles(images, scenes, labels, gen)
 
     rows = []
     for name in args.judges:
         judge = load_judge(directory=None if name == "shipped" else name)
         clean = {k: v for k, v in evaluate(judge, images, labels).items() if k != "per_style"}
-        blended = {k: v for k, v in evaluate(judge, mixed, labels).items() if k not in ("style", "per_style")}
-        blended["style_dominant"] = float((judge.predict(mixed[clear])["style"] == dominant[clear]).float().mean())
+        blended = evaluate_mixtures(judge, mixtures, labels)
         rows.append({"judge": name, "heldout_2000": clean, "style_mixtures_2000": blended,
-                     "mixtures_with_a_dominant_style": int(clear.sum())})
+                     "mixtures_with_a_dominant_style": int(mixtures.clear.sum())})
         print(f"{name}: held-out style {clean['style']:.4f} shape {clean['shape']:.4f} | mixtures: shape "
               f"{blended['shape']:.4f} colour {blended['colour']:.4f} dominant style {blended['style_dominant']:.4f}", flush=True)
     atomic_write_text(args.out, json.dumps({"benchmark": "toyworld judge on style mixtures", "seed": args.seed, "results": rows}, indent=1) + "\n")

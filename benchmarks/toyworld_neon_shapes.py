@@ -68,8 +68,8 @@ def main() -> int:
     is_neon = pred["style"] == STYLES.index("neon")
 
     clip_agreement = {}
-    for path in builtin_clip_paths():
-        clip = nada.load_clip(str(path))
+    clips = [nada.load_clip(str(path)) for path in builtin_clip_paths()]
+    for path, clip in zip(builtin_clip_paths(), clips):
         texts = torch.nn.functional.normalize(
             torch.stack([clip.encode_texts(ps).mean(0) for ps in zero_shot_prompts("shape")]), dim=-1)
         with torch.no_grad():
@@ -77,7 +77,7 @@ def main() -> int:
         clip_agreement[path.name] = {"kept_vs_clip_base": float((read == read_b).float().mean()),
                                      "base_vs_judge_base": float((read_b == sb).float().mean())}
 
-    directions = clip_directions(args.seed)
+    directions = clip_directions({path.name: clip for path, clip in zip(builtin_clip_paths(), clips)}, args.seed)
     report = {
         "options": None if args.generator else options, "generator": args.generator, "steps": steps,
         "adapt_wall_s": None if args.generator else round(wall, 1), "n": args.n, "seed": args.seed,
@@ -124,12 +124,12 @@ def main() -> int:
 
 
 @torch.no_grad()
-def clip_directions(seed: int, n: int = 256) -> dict:
+def clip_directions(clips: dict, seed: int, n: int = 256) -> dict:
+    """The text-versus-image and structure figures of the module docstring, per named CLIP."""
     import numpy as np
 
     import nada
     from nada.guidance.losses import structure_loss
-    from nada.toyworld.assets import builtin_clip_paths
     from nada.toyworld.evaluate import generate
     from nada.toyworld.renderer import Scene, render, sample_scenes
 
@@ -141,8 +141,7 @@ def clip_directions(seed: int, n: int = 256) -> dict:
     other_shape = render([Scene(**{**sc.as_dict(), "shape": swap[sc.shape]}) for sc in scenes[:64]])
     samples = generate(nada.load_generator("toy"), n, seed + 5)
     out = {}
-    for path in builtin_clip_paths():
-        clip = nada.load_clip(str(path))
+    for name, clip in clips.items():
         text = clip.encode_texts(["neon"])[0] - clip.encode_texts(["photo"])[0]
         e_photo, e_neon = clip.encode_images(photo), clip.encode_images(neon)
         paired = F.normalize(e_neon - e_photo, dim=1)
@@ -155,7 +154,7 @@ def clip_directions(seed: int, n: int = 256) -> dict:
                 return clip.encode_images_with_hidden(images, [layer])[1][0][:, 1:]
             structure[layer] = {"photo_vs_neon": float(structure_loss([tokens(neon[:64])], [tokens(photo[:64])])),
                                 "photo_vs_other_shape": float(structure_loss([tokens(other_shape)], [tokens(photo[:64])]))}
-        out[path.name] = {
+        out[name] = {
             "cos_text_vs_samples_to_neon_renders": float(F.cosine_similarity(text, e_neon.mean(0) - clip.encode_images(samples).mean(0), dim=0)),
             "paired_cos_bare_text": float((paired @ F.normalize(text, dim=0)).mean()),
             "paired_cos_per_scene_text": float((paired * F.normalize(per_scene, dim=1)).sum(1).mean()),

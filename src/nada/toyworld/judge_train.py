@@ -12,7 +12,7 @@ import json
 import math
 import os
 import time
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -73,6 +73,32 @@ def blend_styles(images: torch.Tensor, scenes: Sequence[Scene], generator: torch
     keep = lowest + (highest - lowest) * torch.rand(n, generator=generator)
     k = keep.view(n, 1, 1, 1)
     return k * images + (1 - k) * render(others), keep, other
+
+
+@dataclass
+class StyleMixtures:
+    """Renders mixed with their scenes in other styles (:func:`blend_styles`), for evaluation."""
+
+    images: torch.Tensor
+    dominant: torch.Tensor  # the style that makes up more of each mixture
+    clear: torch.Tensor  # whether one style clearly dominates (a share kept outside 0.4-0.6)
+
+
+def mix_styles(images: torch.Tensor, scenes: Sequence[Scene], labels: dict[str, torch.Tensor],
+               generator: torch.Generator, chunk: int = 500) -> StyleMixtures:
+    parts = [blend_styles(images[lo:lo + chunk], scenes[lo:lo + chunk], generator) for lo in range(0, len(scenes), chunk)]
+    mixed, keep, other = (torch.cat(x) for x in zip(*parts))
+    return StyleMixtures(mixed, torch.where(keep >= 0.5, labels["style"], other), (keep - 0.5).abs() > 0.1)
+
+
+@torch.no_grad()
+def evaluate_mixtures(judge: Judge, mixtures: StyleMixtures, labels: dict[str, torch.Tensor]) -> dict:
+    """Shape, colour and position accuracy on the mixtures, and ``style_dominant``: the share of
+    clearly dominated mixtures read as their dominant style."""
+    result = {k: v for k, v in evaluate(judge, mixtures.images, labels).items() if k not in ("style", "per_style")}
+    read = judge.predict(mixtures.images[mixtures.clear])["style"]
+    result["style_dominant"] = float((read == mixtures.dominant[mixtures.clear]).float().mean())
+    return result
 
 
 @torch.no_grad()
@@ -197,13 +223,7 @@ def train_judge(
     noisy = evaluate(judge, noisy_images, {**test_labels, "position": noisy_pos})
     # and mixed with their scenes in other styles: shape, colour and position are still defined
     test_scenes = sample_scenes(2000, np.random.default_rng(seed + 104729))
-    parts = [blend_styles(test_images[lo:lo + 500], test_scenes[lo:lo + 500], gen_eval) for lo in range(0, 2000, 500)]
-    blended_images, keep, other = (torch.cat(x) for x in zip(*parts))
-    blended = {k: v for k, v in evaluate(judge, blended_images, test_labels).items() if k not in ("style", "per_style")}
-    # the style that dominates a mixture, where one does (a share kept outside 0.4-0.6)
-    dominant = torch.where(keep >= 0.5, test_labels["style"], other)
-    clear = (keep - 0.5).abs() > 0.1
-    blended["style_dominant"] = float((judge.predict(blended_images[clear])["style"] == dominant[clear]).float().mean())
+    blended = evaluate_mixtures(judge, mix_styles(test_images, test_scenes, test_labels, gen_eval), test_labels)
     summary = {
         "seed": seed,
         "steps": steps,
