@@ -40,3 +40,22 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def tensors_sha256(tensors: "dict[str, torch.Tensor]") -> str:
+    """sha256 over names, dtypes, shapes and bytes of ``tensors`` in sorted-name order.
+
+    The checksum our own files (generators, training states) carry in their metadata, so a
+    flipped bit anywhere in the weights is caught on load.
+    """
+    import hashlib
+
+    import torch
+
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        h.update(f"{name}\0{str(t.dtype)}\0{tuple(t.shape)}\0".encode())
+        # a flat byte view of any dtype (bfloat16 has no numpy twin)
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
