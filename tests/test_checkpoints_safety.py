@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from nada.generators import safe_pickle
+from nada.generators import safe_pickle, safe_torch
 from nada.generators.checkpoints import CheckpointError, UnsafePickleError, load_generator, save_generator
 from nada.generators.stylegan2 import Generator, GeneratorConfig
 
@@ -93,10 +93,10 @@ def test_allow_list_still_reads_plain_data():
 
     obj = {"a": collections.OrderedDict(x=torch.arange(3.0)), "n": argparse.Namespace(size=8), "s": {1, 2},
            "f": frozenset({3}), "arr": np.arange(4, dtype=np.float32), "sc": np.float64(0.5), "dt": torch.float16}
-    out = safe_pickle.loads(pickle.dumps(obj, protocol=4))
+    out = safe_torch.read_pickle_bytes(pickle.dumps(obj, protocol=4))
     assert torch.equal(out["a"]["x"], torch.arange(3.0)) and out["n"].size == 8 and out["s"] == {1, 2}
     assert out["f"] == frozenset({3}) and out["arr"].tolist() == [0, 1, 2, 3] and out["sc"] == 0.5 and out["dt"] is torch.float16
-    out2 = safe_pickle.loads(pickle.dumps(obj, protocol=2))
+    out2 = safe_torch.read_pickle_bytes(pickle.dumps(obj, protocol=2))
     assert out2["n"].size == 8 and out2["arr"].tolist() == [0, 1, 2, 3]
 
 

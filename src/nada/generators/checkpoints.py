@@ -20,7 +20,6 @@ import json
 import math
 import os
 import re
-import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -28,9 +27,10 @@ import numpy as np
 import torch
 
 from .._io import atomic_path
-from . import registry, safe_pickle
+from . import registry, safe_torch
 from .errors import CheckpointError, UnsafePickleError
 from .safe_pickle import PersistentObject, TFNetworkStub
+from .safe_torch import TORCH_LEGACY_MAGIC
 from .stylegan2 import Generator, GeneratorConfig, default_channels, make_fir_kernel
 
 __all__ = [
@@ -54,8 +54,6 @@ _RESERVED_METADATA = ("format", "format_version", "config")
 _EXPECTED = "a StyleGAN2 generator checkpoint (torch.save .pt, NVIDIA .pkl, or nada .safetensors)"
 _DEFAULT_TAPS = (1, 3, 3, 1)
 
-# torch.save's legacy (non-zip) files start with a protocol-2 pickle of this number.
-_TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 
 
 class _LayoutError(CheckpointError):
@@ -102,12 +100,10 @@ def read_generator_file(path: str | os.PathLike) -> Generator:
     try:
         if kind == "safetensors":
             return _read_safetensors(path)
-        if kind == "torch-zip":
-            obj = _parse(path, kind, lambda: _load_torch_zip(path))
-        elif kind == "torch-legacy":
-            obj = _parse(path, kind, lambda: safe_pickle.torch_load(path))
+        if kind in ("torch-zip", "torch-legacy"):
+            obj = _parse(path, kind, lambda: safe_torch.read_torch_file(path))
         elif kind == "pickle":
-            obj = _parse(path, kind, lambda: _load_plain_pickle(path))
+            obj = _parse(path, kind, lambda: safe_torch.read_pickle_file(path))
         else:
             raise CheckpointError(f"{path}: expected {_EXPECTED}; found {_describe_kind(kind, path)}")
         return _generator_from_object(obj)
@@ -205,7 +201,7 @@ def sniff_format(path: str | os.PathLike) -> str:
         return "empty"
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         return "torch-zip"
-    if head.startswith(_TORCH_LEGACY_MAGIC):
+    if head.startswith(TORCH_LEGACY_MAGIC):
         return "torch-legacy"
     if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
         return "pickle"
@@ -260,20 +256,6 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {msg[0]}" if msg else type(e).__name__
 
 
-def _load_torch_zip(path: Path) -> Any:
-    # torch's reader does not check the CRC-32 of each record, so damaged weights would load silently.
-    with zipfile.ZipFile(path) as archive:
-        bad = archive.testzip()
-    if bad is not None:
-        raise ValueError(f"CRC mismatch in record {bad}")
-    return safe_pickle.torch_load(path)
-
-
-def _load_plain_pickle(path: Path) -> Any:
-    with open(path, "rb") as f:
-        return safe_pickle.load(f)
-
-
 def _parse(path: Path, kind: str, read: Any) -> Any:
     """Run ``read()`` and turn any failure into a one-line CheckpointError."""
     what = {"torch-zip": "torch.save zip file", "torch-legacy": "legacy torch.save file", "pickle": "pickle"}[kind]
@@ -281,8 +263,8 @@ def _parse(path: Path, kind: str, read: Any) -> Any:
         return read()
     except UnsafePickleError as e:
         raise UnsafePickleError(f"{path}: {e}") from None
-    except CheckpointError:
-        raise
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
     except Exception as e:  # truncated/corrupted data surfaces as many different exception types
         raise CheckpointError(f"{path}: expected a complete {what}; found a truncated or corrupted one ({_first_line(e)})") from None
 

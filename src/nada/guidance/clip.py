@@ -8,7 +8,9 @@ embedding that ``CLIPModel.get_image_features`` gives on the processor's output.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -45,6 +47,8 @@ OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+# the largest resize or crop side a preprocessor_config.json may ask for (ViT-L/14@336px uses 336)
+MAX_IMAGE_SIDE = 4096
 
 
 def resolve_clip_name(name: str) -> str:
@@ -101,30 +105,51 @@ class ImagePreprocessing:
         return cls(crop_hw=(image_size, image_size), shortest_edge=image_size)
 
     @classmethod
-    def from_processor_config(cls, cfg: dict[str, Any], image_size: int) -> "ImagePreprocessing":
-        """Read the fields of a ``preprocessor_config.json``; absent fields take CLIP's defaults."""
+    def from_processor_config(
+        cls, cfg: dict[str, Any], image_size: int, where: str = "preprocessor_config.json"
+    ) -> "ImagePreprocessing":
+        """Read the fields of a ``preprocessor_config.json``; absent fields take CLIP's defaults.
+
+        Sizes must be whole numbers from 1 to :data:`MAX_IMAGE_SIDE`, the means finite and the
+        standard deviations finite and positive; anything else is one :class:`ClipLoadError`
+        line that starts with ``where``.
+        """
+
+        def side(value: Any, what: str) -> int:
+            if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                    or value != int(value)):
+                raise ClipLoadError(f"{where}: {what} must be a whole number of pixels, found {value!r}")
+            if not 1 <= int(value) <= MAX_IMAGE_SIDE:
+                raise ClipLoadError(
+                    f"{where}: {what} must be between 1 and {MAX_IMAGE_SIDE} pixels, found {int(value)}"
+                )
+            return int(value)
 
         def hw(value: Any, what: str) -> tuple[int, int]:
-            if isinstance(value, int):
-                return (value, value)
             if isinstance(value, dict) and "height" in value and "width" in value:
-                return (int(value["height"]), int(value["width"]))
-            raise ClipLoadError(f"preprocessor_config.json: cannot read {what}={value!r}")
+                return (side(value["height"], f"{what} height"), side(value["width"], f"{what} width"))
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return (side(value, what), side(value, what))
+            raise ClipLoadError(f"{where}: cannot read {what}={value!r}")
 
         size = cfg.get("size", image_size)
         shortest = resize_hw = None
         # An int size meant "shortest edge" in CLIP's original feature extractor.
-        if isinstance(size, int):
-            shortest = size
+        if isinstance(size, (int, float)) and not isinstance(size, bool):
+            shortest = side(size, "size")
         elif isinstance(size, dict) and "shortest_edge" in size:
-            shortest = int(size["shortest_edge"])
+            shortest = side(size["shortest_edge"], "size shortest_edge")
         else:
             resize_hw = hw(size, "size")
         crop = hw(cfg.get("crop_size", image_size), "crop_size")
-        mean = tuple(float(v) for v in cfg.get("image_mean", OPENAI_CLIP_MEAN))
-        std = tuple(float(v) for v in cfg.get("image_std", OPENAI_CLIP_STD))
-        if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
-            raise ClipLoadError(f"preprocessor_config.json: need 3 means and 3 positive stds, got {mean} / {std}")
+        mean = _floats(cfg.get("image_mean", OPENAI_CLIP_MEAN), "image_mean", where)
+        std = _floats(cfg.get("image_std", OPENAI_CLIP_STD), "image_std", where)
+        if len(mean) != 3 or len(std) != 3:
+            raise ClipLoadError(f"{where}: need 3 means and 3 positive stds, got {mean} / {std}")
+        if not all(math.isfinite(v) for v in mean):
+            raise ClipLoadError(f"{where}: image_mean must be finite numbers, found {list(mean)}")
+        if not all(math.isfinite(v) and v > 0 for v in std):
+            raise ClipLoadError(f"{where}: image_std must be finite positive numbers, found {list(std)}")
         return cls(
             crop_hw=crop,
             shortest_edge=shortest,
@@ -167,6 +192,15 @@ class ImagePreprocessing:
             std = x.new_tensor(self.std).view(1, 3, 1, 1)
             x = (x - mean) / std
         return x
+
+
+def _floats(value: Any, what: str, where: str) -> tuple[float, ...]:
+    if not isinstance(value, (list, tuple)) or any(isinstance(v, bool) for v in value):
+        raise ClipLoadError(f"{where}: {what} must be a list of 3 numbers, found {value!r}")
+    try:
+        return tuple(float(v) for v in value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ClipLoadError(f"{where}: {what} must be a list of 3 numbers, found {value!r}") from exc
 
 
 def _center_crop(x: torch.Tensor, crop_hw: tuple[int, int]) -> torch.Tensor:
