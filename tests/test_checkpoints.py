@@ -164,18 +164,48 @@ def test_save_rejects_reserved_metadata(tmp_path):
         save_generator(tiny_generator(resolution=8), tmp_path / "g.safetensors", metadata={"config": "{}"})
 
 
+def standard_generator(seed=0, conv_clamp=None, lr_mlp=0.01):
+    """The smallest generator with rosinality's own channel table (8 px, channel_multiplier 2: 512 channels)."""
+    torch.manual_seed(seed)
+    G = Generator(GeneratorConfig(resolution=8, style_dim=8, n_mlp=1, conv_clamp=conv_clamp, lr_mlp=lr_mlp))
+    with torch.no_grad():
+        for name, p in G.named_parameters():
+            if "bias" in name or name.endswith("noise.weight"):
+                p.add_(torch.randn_like(p) * 0.3)
+    G.set_w_avg(torch.randn(8))
+    return G.eval()
+
+
 def test_export_rosinality_round_trip(tmp_path):
-    G = tiny_generator(resolution=16, conv_clamp=0.5, lr_mlp=0.02)  # clamp low enough to matter
+    G = standard_generator(conv_clamp=1e6)  # NVIDIA-style clamp that never clips: rosinality draws the same
     path = export_rosinality(G, tmp_path / "export.pt")
     raw = torch.load(path, weights_only=True)  # plain tensors and dicts: loadable without our unpickler
     assert set(raw) == {"g_ema", "latent_avg", "args"}
-    assert raw["args"]["size"] == 16 and raw["args"]["latent"] == 16 and raw["args"]["n_mlp"] == 2
+    # exactly the arguments rosinality's Generator(size, style_dim, n_mlp, channel_multiplier) takes
+    assert raw["args"] == {"size": 8, "latent": 8, "n_mlp": 1, "channel_multiplier": 2}
     assert list(raw["g_ema"]) == list(G.state_dict())
-    G2 = load_generator(path)
-    assert G2.config.conv_clamp == 0.5 and G2.config.lr_mlp == 0.02
-    assert_same_images(G, G2)
-    with torch.no_grad():  # the clamp really is active, so the round trip had to carry it
-        unclamped = tiny_generator(resolution=16, lr_mlp=0.02)
+    assert_same_images(G, load_generator(path))
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"channels": {4: 8, 8: 8}}, "channel table"),
+    ({"lr_mlp": 0.02}, "lr_mlp is 0.02"),
+    ({"conv_clamp": 0.5}, "clips its activations"),
+])
+def test_export_rosinality_refuses_what_rosinality_cannot_reproduce(tmp_path, change, reason):
+    from nada.generators.checkpoints import check_rosinality_exportable
+
+    if "channels" in change:
+        G = tiny_generator(resolution=8)
+    else:
+        G = standard_generator(**change)
+    assert reason in check_rosinality_exportable(G)
+    with pytest.raises(CheckpointError, match=reason) as info:
+        export_rosinality(G, tmp_path / "export.pt")
+    assert "\n" not in str(info.value) and ".safetensors" in str(info.value)
+    assert list(tmp_path.iterdir()) == []  # nothing written
+    if "conv_clamp" in change:  # the clamp really changes the images, so refusing was right
+        unclamped = standard_generator(lr_mlp=0.01)
         assert not torch.allclose(images(unclamped), images(G))
 
 
@@ -481,11 +511,10 @@ def test_every_format_gives_identical_images(tmp_path):
     G = small_custom_generator(seed=5)
     torch.save({"g_ema": G.state_dict(), "latent_avg": G.w_avg}, tmp_path / "a.pt")
     save_generator(G, tmp_path / "b.safetensors")
-    export_rosinality(G, tmp_path / "c.pt")
     (tmp_path / "d.pkl").write_bytes(nvidia_pickle_bytes(G, tmp_path / "marker"))
     (tmp_path / "e.pkl").write_bytes(tf_pickle_bytes(G))
     reference = images(G, n=3, psi=0.7)
-    for name in ("a.pt", "b.safetensors", "c.pt", "d.pkl"):
+    for name in ("a.pt", "b.safetensors", "d.pkl"):
         torch.testing.assert_close(images(load_generator(tmp_path / name), n=3, psi=0.7), reference, rtol=0, atol=0, msg=name)
     torch.testing.assert_close(images(load_generator(tmp_path / "e.pkl"), n=3, psi=0.7), reference, rtol=1e-5, atol=1e-5)
     # and saving what was loaded from NVIDIA's format gives the same file content as saving G

@@ -26,7 +26,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from .._io import atomic_path
+from .._io import atomic_path, tensors_sha256
 from . import registry, safe_torch
 from .errors import CheckpointError, UnsafePickleError
 from .safe_pickle import PersistentObject, TFNetworkStub
@@ -40,6 +40,7 @@ __all__ = [
     "read_generator_file",
     "save_generator",
     "export_rosinality",
+    "check_rosinality_exportable",
     "read_metadata",
     "sniff_format",
     "generator_from_state_dict",
@@ -50,7 +51,7 @@ __all__ = [
 
 FORMAT_NAME = "nada.stylegan2"
 FORMAT_VERSION = 1
-_RESERVED_METADATA = ("format", "format_version", "config")
+_RESERVED_METADATA = ("format", "format_version", "config", "checksum")
 _EXPECTED = "a StyleGAN2 generator checkpoint (torch.save .pt, NVIDIA .pkl, or nada .safetensors)"
 _DEFAULT_TAPS = (1, 3, 3, 1)
 
@@ -140,30 +141,81 @@ def save_generator(G: Generator, path: str | os.PathLike, metadata: Mapping[str,
         "format_version": str(FORMAT_VERSION),
         "config": json.dumps(G.config.to_dict(), sort_keys=True),
         "nada_version": nada.__version__,
+        # verified on load: a flipped bit in the weights is an error, not a different generator
+        "checksum": tensors_sha256(tensors),
     }
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
     return path
 
 
+def check_rosinality_exportable(G: Generator, check_clamp: bool = True) -> str | None:
+    """Why rosinality's ``Generator`` could not load or reproduce ``G``, or None when it can.
+
+    rosinality's network has one channel table per ``channel_multiplier``, a fixed mapping
+    learning rate of 0.01, the [1, 3, 3, 1] filter and no activation clamp. A ``conv_clamp``
+    (NVIDIA's models use 256) is fine when it never clips: with ``check_clamp`` the images of 8
+    fixed latents are drawn with and without it and must be identical.
+    """
+    cfg = G.config
+    use = "use the .safetensors file (nada's format), which keeps every setting"
+    table = cfg.channel_table
+    multiplier = next((m for m in range(1, 65) if default_channels(cfg.resolution, m) == table), None)
+    if multiplier is None:
+        return (f"rosinality's Generator cannot load this generator: its channel table {table} is not the standard one "
+                f"of any channel_multiplier; {use}")
+    if cfg.lr_mlp != 0.01:
+        return (f"rosinality's Generator would draw different images: its mapping learning rate is fixed at 0.01 "
+                f"and this generator's lr_mlp is {cfg.lr_mlp:g}; {use}")
+    if tuple(cfg.blur_kernel) != _DEFAULT_TAPS:
+        return (f"rosinality's Generator would draw different images: its filter is [1, 3, 3, 1] and this generator's "
+                f"is {list(cfg.blur_kernel)}; {use}")
+    if cfg.conv_clamp is not None and check_clamp and _clamp_clips(G):
+        return (f"rosinality's Generator would draw different images: it has no activation clamp and this generator's "
+                f"conv_clamp {cfg.conv_clamp:g} clips its activations; {use}")
+    return None
+
+
+@torch.no_grad()
+def _clamp_clips(G: Generator, n: int = 8) -> bool:
+    """Whether ``G``'s activation clamp changes the images of ``n`` fixed latents (psi 1, constant noise)."""
+    clamped = [m for m in G.modules() if getattr(m, "clamp", None) is not None and not callable(m.clamp)]
+    device = next(G.parameters()).device
+    z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(0)).to(device)
+    was_training = G.training
+    G.eval()
+    try:
+        ws = G.mapping(z, truncation_psi=1.0)
+        with_clamp = torch.cat([G.synthesis(ws[i:i + 4], noise_mode="const") for i in range(0, n, 4)])
+        saved = [m.clamp for m in clamped]
+        for m in clamped:
+            m.clamp = None
+        try:
+            without = torch.cat([G.synthesis(ws[i:i + 4], noise_mode="const") for i in range(0, n, 4)])
+        finally:
+            for m, c in zip(clamped, saved):
+                m.clamp = c
+    finally:
+        G.train(was_training)
+    return not torch.equal(with_clamp, without)
+
+
 def export_rosinality(G: Generator, path: str | os.PathLike) -> Path:
     """Write ``G`` in rosinality's ``.pt`` layout (``g_ema``, ``latent_avg``, ``args``) atomically.
 
-    ``args`` is a plain dict (size, latent, n_mlp, channel_multiplier) plus, only when they
-    differ from rosinality's fixed choices, ``channels`` (informative: channel counts are read
-    back from the tensor shapes), ``lr_mlp`` and ``conv_clamp`` (read back by
-    :func:`load_generator`), so the round trip is exact.
+    Only what rosinality's ``Generator(size, latent, n_mlp, channel_multiplier)`` loads with
+    ``strict=True`` and draws identically (see :func:`check_rosinality_exportable`); anything
+    else raises :class:`CheckpointError` with the reason, and nothing is written.
     """
     path = Path(path)
+    reason = check_rosinality_exportable(G)
+    if reason is not None:
+        raise CheckpointError(f"{path}: {reason}")
     cfg = G.config
+    # below 64 px every multiplier gives the same table: keep the generator's own
+    multiplier = next(m for m in (cfg.channel_multiplier, *range(1, 65)) if default_channels(cfg.resolution, m) == cfg.channel_table)
     args: dict[str, Any] = {"size": cfg.resolution, "latent": cfg.style_dim, "n_mlp": cfg.n_mlp,
-                            "channel_multiplier": cfg.channel_multiplier}
-    if cfg.channels is not None:
-        args["channels"] = dict(cfg.channels)
-    if cfg.lr_mlp != 0.01:
-        args["lr_mlp"] = cfg.lr_mlp
-    if cfg.conv_clamp is not None:
-        args["conv_clamp"] = cfg.conv_clamp
+                            "channel_multiplier": multiplier}
     payload = {
         "g_ema": {k: v.detach().to("cpu").clone() for k, v in G.state_dict().items()},
         "latent_avg": G.mean_w().detach().to("cpu", torch.float32).clone(),
@@ -370,35 +422,46 @@ def _config(resolution: int, style_dim: int, n_mlp: int, channels: dict[int, int
 
 
 def _assemble(cfg: GeneratorConfig, tensors: dict[str, torch.Tensor], w_avg: torch.Tensor | None, fill_fir: bool) -> Generator:
-    """Instantiate ``cfg`` and load ``tensors`` strictly; ``fill_fir`` takes the constant FIR kernels from the new module."""
-    G = Generator(cfg)
-    expected = G.state_dict()
+    """Instantiate ``cfg`` and load ``tensors`` strictly; ``fill_fir`` takes the constant FIR kernels from the new module.
+
+    Names and shapes are compared against a weightless (meta-device) copy first, so a config
+    that does not match the file's tensors allocates nothing.
+    """
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in Generator(cfg).state_dict().items()}
     tensors = dict(tensors)
-    if fill_fir:
-        for key, value in expected.items():
-            if key.endswith(".kernel") and key not in tensors:
-                tensors[key] = value
-    missing = [k for k in expected if k not in tensors]
+    kernels = [k for k in expected if k.endswith(".kernel") and k not in tensors] if fill_fir else []
+    missing = [k for k in expected if k not in tensors and k not in kernels]
     unexpected = [k for k in tensors if k not in expected]
-    wrong = [f"{k} {tuple(tensors[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
-             if k in tensors and tuple(tensors[k].shape) != tuple(v.shape)]
+    wrong = [f"{k} {tuple(tensors[k].shape)} vs {shape}" for k, shape in expected.items()
+             if k in tensors and tuple(tensors[k].shape) != shape]
     if missing or unexpected or wrong:
         parts = []
         if missing:
             parts.append(f"missing {len(missing)} keys (e.g. {', '.join(missing[:3])})")
         if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(map(str, unexpected[:3]))})")
         if wrong:
             parts.append(f"{len(wrong)} shape mismatches (e.g. {'; '.join(wrong[:2])})")
         raise _LayoutError(f"expected the StyleGAN2 layout inferred for {cfg.resolution}px, style_dim {cfg.style_dim}; found {', '.join(parts)}")
-    bad = [k for k, v in tensors.items() if not torch.is_floating_point(v) or not torch.isfinite(v).all()]
-    if bad:
-        raise _LayoutError(f"expected finite floating-point weights; found non-finite or non-float values in {', '.join(bad[:3])}")
+    for k, v in tensors.items():
+        if not torch.is_floating_point(v):
+            raise _LayoutError(f"expected floating-point weights; found {v.dtype} in {k}")
+        if not torch.isfinite(v).all():
+            raise _LayoutError(f"expected finite weights; found NaN or infinite values in {k}")
+    if w_avg is not None:
+        if not isinstance(w_avg, torch.Tensor) or not torch.is_floating_point(w_avg) or w_avg.numel() != cfg.style_dim:
+            found = f"shape {tuple(w_avg.shape)}" if isinstance(w_avg, torch.Tensor) else f"a {type(w_avg).__name__}"
+            raise _LayoutError(f"expected a mean latent (w_avg/latent_avg) of {cfg.style_dim} float values; found {found}")
+        if not torch.isfinite(w_avg).all():
+            raise _LayoutError("expected a finite mean latent (w_avg/latent_avg); found NaN or infinite values")
+    G = Generator(cfg)
+    current = G.state_dict()
+    for k in kernels:
+        tensors[k] = current[k]
     G.load_state_dict({k: v.detach().to(torch.float32) for k, v in tensors.items()}, strict=True)
     if w_avg is not None:
-        if w_avg.numel() != cfg.style_dim:
-            raise _LayoutError(f"expected a mean latent of {cfg.style_dim} values; found shape {tuple(w_avg.shape)}")
-        G.set_w_avg(w_avg.detach().float())
+        G.set_w_avg(w_avg.detach().float().reshape(cfg.style_dim))
     return G
 
 
@@ -661,6 +724,9 @@ def _read_safetensors(path: Path) -> Generator:
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:  # safetensors raises its own error types for damaged files
         raise CheckpointError(f"{path}: expected a complete .safetensors file; found a damaged one ({_first_line(e)})") from None
+    if "checksum" in meta and tensors_sha256(tensors) != meta["checksum"]:
+        raise CheckpointError(f"{path}: expected weights matching the checksum in its metadata; found different ones "
+                              "(the file is corrupted: restore it or re-export it)")
     w_avg = tensors.pop("w_avg", None)
     if meta.get("format") != FORMAT_NAME:
         if "style.1.weight" in tensors:  # someone's rosinality state dict converted to safetensors
@@ -671,6 +737,6 @@ def _read_safetensors(path: Path) -> Generator:
         raise CheckpointError(f"{path}: expected nada generator format version <= {FORMAT_VERSION}; found {version!r} (written by a newer nada?)")
     try:
         cfg = GeneratorConfig.from_dict(json.loads(meta["config"]))
-    except (KeyError, ValueError, TypeError) as e:
+    except (KeyError, ValueError, TypeError, RecursionError) as e:
         raise CheckpointError(f"{path}: expected a generator config in the metadata; found an invalid one ({_first_line(e)})") from None
     return _assemble(cfg, tensors, w_avg, fill_fir=False)

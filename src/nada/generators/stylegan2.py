@@ -32,6 +32,40 @@ def default_channels(resolution: int, channel_multiplier: int = 2) -> dict[int, 
     return {r: (c if r <= 32 else c * channel_multiplier) for r, c in table.items() if r <= resolution}
 
 
+# Bounds on what a config may ask for (far above every published StyleGAN2).
+MAX_WIDTH = 4096
+MAX_MLP = 64
+MAX_TAPS = 16
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _int_in(name: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{name} must be an integer, got {_short(value)}")
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name} must be an integer, got {_short(value)}") from None
+    if number != value and str(number) != str(value).strip():
+        raise ValueError(f"{name} must be an integer, got {_short(value)}")
+    if not lo <= number <= hi:
+        raise ValueError(f"{name} must lie in [{lo}, {hi}], got {number}")
+    return number
+
+
+def _float_in(name: str, value: Any, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {_short(value)}")
+    number = float(value)
+    if not math.isfinite(number) or not lo <= number <= hi:
+        raise ValueError(f"{name} must be a finite number in [{lo:g}, {hi:g}], got {number}")
+    return number
+
+
 @dataclass
 class GeneratorConfig:
     """Architecture of a StyleGAN2 generator; everything needed to rebuild it."""
@@ -46,15 +80,28 @@ class GeneratorConfig:
     conv_clamp: float | None = None  # NVIDIA's optional activation clamp; None for rosinality/TF models
 
     def __post_init__(self) -> None:
-        r = int(self.resolution)
-        if r < 8 or r > 1024 or r & (r - 1):
+        # Checked before anything is built: a config read from a file must not be able to ask
+        # for a network that exhausts memory or time before its weights are compared.
+        r = _int_in("resolution", self.resolution, 8, 1024)
+        if r & (r - 1):
             raise ValueError(f"resolution must be a power of two between 8 and 1024, got {self.resolution}")
         self.resolution = r
-        if self.style_dim < 1 or self.n_mlp < 1:
-            raise ValueError(f"style_dim and n_mlp must be positive, got {self.style_dim}, {self.n_mlp}")
-        self.blur_kernel = tuple(int(k) for k in self.blur_kernel)
+        self.style_dim = _int_in("style_dim", self.style_dim, 1, MAX_WIDTH)
+        self.n_mlp = _int_in("n_mlp", self.n_mlp, 1, MAX_MLP)
+        self.channel_multiplier = _int_in("channel_multiplier", self.channel_multiplier, 1, 64)
+        if not isinstance(self.blur_kernel, (list, tuple)) or not 1 <= len(self.blur_kernel) <= MAX_TAPS:
+            raise ValueError(f"blur_kernel must list 1 to {MAX_TAPS} taps, got {_short(self.blur_kernel)}")
+        self.blur_kernel = tuple(_int_in("blur_kernel tap", k, -1024, 1024) for k in self.blur_kernel)
+        if sum(self.blur_kernel) == 0:
+            raise ValueError(f"blur_kernel taps must not sum to zero, got {list(self.blur_kernel)}")
+        self.lr_mlp = _float_in("lr_mlp", self.lr_mlp, 1e-6, 1e3)
+        if self.conv_clamp is not None:
+            self.conv_clamp = _float_in("conv_clamp", self.conv_clamp, 1e-6, 1e9)
         if self.channels is not None:
-            chans = {int(k): int(v) for k, v in self.channels.items()}
+            if not isinstance(self.channels, dict) or len(self.channels) > 16:
+                raise ValueError(f"channels must map resolutions to channel counts, got {_short(self.channels)}")
+            chans = {_int_in("channels resolution", k, 4, 1024): _int_in("channels", v, 1, MAX_WIDTH)
+                     for k, v in self.channels.items()}
             missing = [2**i for i in range(2, int(math.log2(r)) + 1) if 2**i not in chans]
             if missing:
                 raise ValueError(f"channel table lacks resolutions {missing}")
@@ -73,13 +120,14 @@ class GeneratorConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "GeneratorConfig":
+        if not isinstance(d, dict):
+            raise ValueError(f"generator config must be a mapping, got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown generator config keys: {sorted(unknown)}")
-        d = dict(d)
-        if d.get("channels") is not None:
-            d["channels"] = {int(k): int(v) for k, v in d["channels"].items()}
+        if "resolution" not in d:
+            raise ValueError("generator config lacks resolution")
         return cls(**d)
 
 
