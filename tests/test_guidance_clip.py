@@ -169,7 +169,7 @@ def test_missing_or_broken_local_directory(tmp_path):
     with pytest.raises(ClipLoadError, match="does not exist"):
         load_clip(str(tmp_path / "no" / "such" / "dir"))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ClipLoadError, match="not a loadable CLIP model directory"):
+    with pytest.raises(ClipLoadError, match="expected a CLIP model directory .*; found no config.json \\(contents: it is empty\\)"):
         load_clip(tmp_path / "empty")
 
 

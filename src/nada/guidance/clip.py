@@ -370,7 +370,24 @@ def _resolve_dtype(dtype: torch.dtype | str | None, device: torch.device) -> tor
 
 
 def _looks_like_hub_id(name: str) -> bool:
-    return bool(_HUB_ID.match(name)) and not name.startswith((".", "~"))
+    return bool(_HUB_ID.match(name)) and not name.startswith((".", "~")) and not _looks_like_path(name)
+
+
+def _looks_like_path(name: str) -> bool:
+    """A name meant as a file or directory: never tried as a hub id.
+
+    Hub ids have at most one '/', so two separators, a leading '/', '.' or '~', a backslash,
+    a drive letter or a checkpoint file suffix mark a path.
+    """
+    from .openai_clip import OPENAI_FILE_SUFFIXES
+
+    return (
+        name.startswith(("/", ".", "~"))
+        or "\\" in name
+        or name.count("/") >= 2
+        or bool(re.match(r"^[A-Za-z]:[\\/]", name))
+        or name.lower().endswith(OPENAI_FILE_SUFFIXES)
+    )
 
 
 def _missing_model_message(name: str, repo: str, offline: bool, reason: str) -> str:
@@ -378,12 +395,18 @@ def _missing_model_message(name: str, repo: str, offline: bool, reason: str) -> 
         "is not in the local Hugging Face cache and could not be downloaded"
     )
     alias = f" ({name})" if name != repo else ""
+    openai = ""
+    if name in CLIP_ALIASES:
+        from .openai_clip import openai_clip_dir, openai_file_name
+
+        openai = (f" OpenAI's own file for {name} would also do: put {openai_file_name(name)} (what clip.load('{name}') "
+                  f"downloads) in {openai_clip_dir()} or pass its path.")
     return (
         f"CLIP model '{repo}'{alias} {where} [{reason}]. "
         f"On a machine with network run `hf download {repo}` (older huggingface_hub: `huggingface-cli download {repo}`) "
         f"and copy its cache directory (~/.cache/huggingface/hub, or $HF_HOME/hub) to this machine, "
         f"or save it there with CLIPModel.from_pretrained('{repo}').save_pretrained(DIR) plus the tokenizer and "
-        f"preprocessor_config.json, and pass DIR instead of the name."
+        f"preprocessor_config.json, and pass DIR instead of the name.{openai}"
     )
 
 
@@ -392,21 +415,104 @@ def _short_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:200]}"
 
 
-def _load_parts(source: str, local_only: bool, cache_dir: str | None) -> tuple[Any, Any, dict | None]:
-    from transformers import AutoTokenizer, CLIPModel
+@contextlib.contextmanager
+def _quiet_transformers():
+    """Silence transformers' logging (load reports, warnings) while a CLIP loads; our errors say what matters."""
     from transformers.utils import logging as hf_logging
 
     # a per-tensor "Loading weights" bar for every model load drowns our own progress output
     hf_logging.disable_progress_bar()
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+_DIR_EXPECTED = (
+    "expected a CLIP model directory (config.json, the weights model.safetensors or pytorch_model.bin, the tokenizer "
+    "files vocab.json+merges.txt or tokenizer.json, optionally preprocessor_config.json)"
+)
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+
+
+def _check_directory(path: Path) -> None:
+    """Refuse, in one line, a directory that cannot hold a CLIP, before the library reads any of it."""
+    try:
+        names = sorted(p.name for p in path.iterdir())
+    except OSError as exc:
+        raise ClipLoadError(f"'{path}': cannot list the directory [{_short_reason(exc)}]") from exc
+    shown = (", ".join(names[:6]) + (", ..." if len(names) > 6 else "")) if names else "it is empty"
+
+    def has(name: str) -> bool:
+        return (path / name).is_file()
+
+    if not has("config.json"):
+        hint = ""
+        if {"snapshots", "refs"} <= set(names):
+            hint = "; this looks like a Hugging Face cache entry: pass one of its snapshots/<commit> directories"
+        elif any(n.lower().endswith((".pt", ".pth")) for n in names):
+            hint = "; an OpenAI CLIP file (.pt) is passed as the file itself, not its directory"
+        raise ClipLoadError(f"'{path}': {_DIR_EXPECTED}; found no config.json (contents: {shown}){hint}")
+    try:
+        cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ClipLoadError(f"'{path}': {_DIR_EXPECTED}; config.json is not readable JSON [{_short_reason(exc)}]") from exc
+    if not isinstance(cfg, dict):
+        raise ClipLoadError(f"'{path}': {_DIR_EXPECTED}; config.json holds a {type(cfg).__name__}, not an object")
+    if cfg.get("model_type", "clip") != "clip":
+        raise ClipLoadError(f"'{path}': {_DIR_EXPECTED}; config.json describes a '{cfg.get('model_type')}' model, not 'clip'")
+    if not any(has(n) for n in _WEIGHT_FILES):
+        raise ClipLoadError(f"'{path}': {_DIR_EXPECTED}; found no weights (model.safetensors or pytorch_model.bin) (contents: {shown})")
+    if not (has("tokenizer.json") or (has("vocab.json") and has("merges.txt"))):
+        raise ClipLoadError(
+            f"'{path}': {_DIR_EXPECTED}; found no tokenizer files (vocab.json+merges.txt or tokenizer.json) (contents: {shown})"
+        )
+
+
+def _check_loading_info(info: dict, source: str) -> None:
+    """Strict loading: the library fills missing tensors with random values and skips mismatched ones."""
+    mismatched = list(info.get("mismatched_keys") or [])
+    missing = sorted(info.get("missing_keys") or [])
+    errors = list(info.get("error_msgs") or [])
+    if mismatched:
+        first = mismatched[0]
+        desc = " ".join(str(x) for x in first) if isinstance(first, (tuple, list)) else str(first)
+        raise ClipLoadError(
+            f"'{source}': the weights do not fit config.json: {len(mismatched)} tensor(s) have another shape, e.g. {desc}"
+        )
+    if missing:
+        more = ", ..." if len(missing) > 3 else ""
+        raise ClipLoadError(
+            f"'{source}': the weights lack {len(missing)} tensor(s) that config.json describes, e.g. "
+            f"[{', '.join(missing[:3])}{more}] (the library would fill them with random values)"
+        )
+    if errors:
+        raise ClipLoadError(f"'{source}': the weights could not be loaded [{' '.join(str(errors[0]).split())[:200]}]")
+
+
+def _check_finite(model: Any, where: str) -> None:
+    for key, t in model.state_dict().items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ClipLoadError(f"'{where}': weight '{key}' holds NaN or infinite values; the model files are damaged")
+
+
+def _load_parts(source: str, local_only: bool, cache_dir: str | None) -> tuple[Any, Any, dict | None, str]:
+    from transformers import AutoTokenizer, CLIPModel
+
     kwargs: dict[str, Any] = {"local_files_only": local_only}
     if cache_dir is not None:
         kwargs["cache_dir"] = cache_dir
-    model = CLIPModel.from_pretrained(source, **kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-    return model, tokenizer, _read_processor_config(source, local_only, cache_dir)
+    with _quiet_transformers():
+        model, info = CLIPModel.from_pretrained(source, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs)
+        _check_loading_info(info, source)
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    cfg, where = _read_processor_config(source, local_only, cache_dir)
+    return model, tokenizer, cfg, where
 
 
-def _read_processor_config(source: str, local_only: bool, cache_dir: str | None) -> dict | None:
+def _read_processor_config(source: str, local_only: bool, cache_dir: str | None) -> tuple[dict | None, str]:
     path = Path(source) / "preprocessor_config.json"
     if not Path(source).is_dir():
         try:
@@ -414,16 +520,80 @@ def _read_processor_config(source: str, local_only: bool, cache_dir: str | None)
 
             path = Path(hf_hub_download(source, "preprocessor_config.json", cache_dir=cache_dir, local_files_only=local_only))
         except Exception:
-            return None  # optional: CLIP's defaults apply
+            return None, str(path)  # optional: CLIP's defaults apply
     if not path.is_file():
-        return None
+        return None, str(path)
     try:
         cfg = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ClipLoadError(f"cannot read {path}: {_short_reason(exc)}") from exc
     if not isinstance(cfg, dict):
         raise ClipLoadError(f"{path} is not a JSON object")
-    return cfg
+    return cfg, str(path)
+
+
+def _locate(name: str) -> tuple[str, str]:
+    """Where a CLIP name points: ``("file", path)``, ``("dir", path)`` or ``("hub", repo id)``.
+
+    Reference aliases (``ViT-B/32``) prefer OpenAI's cached file (``~/.cache/clip/ViT-B-32.pt``,
+    or ``$NADA_OPENAI_CLIP_DIR``) over the hub; built-in names are package directories; an
+    existing file or directory is never taken for a hub id, and a name that looks like a path
+    but does not exist is refused here rather than sent to the hub.
+    """
+    from .openai_clip import OPENAI_RESNET_NAMES, openai_cached_file, openai_clip_dir
+
+    if not name:
+        raise ClipLoadError("empty CLIP name; give an alias (ViT-B/32), a hub id, a directory or an OpenAI CLIP file")
+    if name in CLIP_ALIASES:
+        cached = openai_cached_file(name)
+        return ("file", str(cached)) if cached is not None else ("hub", CLIP_ALIASES[name])
+    if name in OPENAI_RESNET_NAMES:
+        raise ClipLoadError(
+            f"CLIP '{name}' is one of OpenAI's ResNet CLIPs, which transformers.CLIPModel cannot represent; "
+            f"use a ViT CLIP ({', '.join(CLIP_ALIASES)})"
+        )
+    from ..toyworld.assets import BUILTIN_CLIPS
+
+    if name in BUILTIN_CLIPS:
+        return "dir", str(BUILTIN_CLIPS[name])
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return "dir", str(path)
+    if path.is_file():
+        return "file", str(path)
+    if path.exists():
+        raise ClipLoadError(f"'{path}': expected a CLIP model directory or an OpenAI CLIP file; found something that is neither")
+    if _looks_like_path(name):
+        if "/" not in name and "\\" not in name:  # a bare file name: OpenAI's cache directory is tried too
+            cached = openai_clip_dir() / name
+            if cached.is_file():
+                return "file", str(cached)
+        raise ClipLoadError(
+            f"CLIP file or directory '{path}' does not exist (no such file or directory); give an existing OpenAI CLIP file "
+            f"or model directory, an alias ({', '.join(CLIP_ALIASES)}) or a hub id like 'owner/name'"
+        )
+    if name.startswith("ViT-"):
+        raise ClipLoadError(
+            f"unknown CLIP alias '{name}'; known aliases: {', '.join(CLIP_ALIASES)} (or give a hub id, a directory or an OpenAI CLIP file)"
+        )
+    if not _looks_like_hub_id(name):
+        raise ClipLoadError(
+            f"CLIP model directory '{name}' does not exist (and it is not a hub id like 'owner/name', an alias or an OpenAI CLIP file)"
+        )
+    return "hub", name
+
+
+def _load_openai_file(path: str) -> tuple[Any, Any, ImagePreprocessing]:
+    from .openai_clip import OPENAI_VOCAB_SIZE, build_openai_clip, openai_tokenizer, read_openai_clip_file
+
+    with _quiet_transformers():
+        tensors = read_openai_clip_file(path)
+        model = build_openai_clip(tensors, where=path)
+        del tensors
+        text = model.config.text_config
+        # OpenAI's tokenizer fits only a model with its vocabulary; a smaller (test) model gets ids directly
+        tokenizer = openai_tokenizer(int(text.max_position_embeddings)) if text.vocab_size == OPENAI_VOCAB_SIZE else None
+    return model, tokenizer, ImagePreprocessing.default(int(model.config.vision_config.image_size))
 
 
 def load_clip(
@@ -432,51 +602,59 @@ def load_clip(
     dtype: torch.dtype | str | None = None,
     cache_dir: str | os.PathLike | None = None,
 ) -> ClipModel:
-    """Load a frozen CLIP by hub id, reference alias (``ViT-B/32``) or local directory.
+    """Load a frozen CLIP by hub id, reference alias (``ViT-B/32``), local directory or OpenAI CLIP file.
 
-    The local cache is tried first, so a cached model never touches the network; the hub
-    is contacted only when the model is missing and ``HF_HUB_OFFLINE`` is not set. Any
-    failure raises one :class:`ClipLoadError` that says what to download and how.
-    ``dtype`` may be float16 on CUDA only.
+    * An OpenAI ``clip`` file (``ViT-B-32.pt``: TorchScript archive or state dict) is read
+      without running any of its code and converted to ``transformers.CLIPModel``
+      (:mod:`nada.guidance.openai_clip`); an alias loads OpenAI's cached file
+      ``~/.cache/clip/ViT-B-32.pt`` when it is there (``$NADA_OPENAI_CLIP_DIR`` overrides the
+      directory).
+    * A directory must hold config.json, the weights and the tokenizer files; it is checked
+      before the library reads it.
+    * Otherwise the name is a hub id: the local cache is tried first, so a cached model never
+      touches the network; the hub is contacted only when the model is missing and
+      ``HF_HUB_OFFLINE`` is not set.
+
+    Any failure raises one single-line :class:`ClipLoadError` that says what was expected,
+    what was found and, for hub models, what to download and how. ``dtype`` may be float16
+    on CUDA only.
     """
-    name = str(name_or_path)
-    repo = resolve_clip_name(name)
+    name = str(name_or_path).strip()
     dev = torch.device(device)
     dt = _resolve_dtype(dtype, dev)
     cache = str(cache_dir) if cache_dir is not None else None
-    local = Path(repo).expanduser()
+    kind, source = _locate(name)
 
-    if local.is_dir():
-        try:
-            model, tokenizer, proc_cfg = _load_parts(str(local), True, cache)
-        except ClipLoadError:
-            raise
-        except Exception as exc:
-            raise ClipLoadError(
-                f"'{local}' is not a loadable CLIP model directory (it needs config.json, the weights, the tokenizer "
-                f"files and optionally preprocessor_config.json) [{_short_reason(exc)}]"
-            ) from exc
-    elif name.strip().startswith("ViT-") and name.strip() not in CLIP_ALIASES:
-        raise ClipLoadError(f"unknown CLIP alias '{name}'; known aliases: {', '.join(CLIP_ALIASES)} (or give a hub id or directory)")
-    elif not _looks_like_hub_id(repo):
-        raise ClipLoadError(f"CLIP model directory '{repo}' does not exist (and it is not a hub id like 'owner/name')")
+    if kind == "file":
+        model, tokenizer, pre = _load_openai_file(source)
     else:
-        offline = hub_offline()
-        try:
-            model, tokenizer, proc_cfg = _load_parts(repo, True, cache)
-        except ClipLoadError:
-            raise
-        except Exception as exc:
-            if offline:
-                raise ClipLoadError(_missing_model_message(name, repo, True, _short_reason(exc))) from exc
+        if kind == "dir":
+            _check_directory(Path(source))
             try:
-                model, tokenizer, proc_cfg = _load_parts(repo, False, cache)
+                model, tokenizer, proc_cfg, proc_where = _load_parts(source, True, cache)
             except ClipLoadError:
                 raise
-            except Exception as exc2:
-                raise ClipLoadError(_missing_model_message(name, repo, False, _short_reason(exc2))) from exc2
-
-    image_size = int(model.config.vision_config.image_size)
-    pre = ImagePreprocessing.from_processor_config(proc_cfg, image_size) if proc_cfg else ImagePreprocessing.default(image_size)
+            except Exception as exc:
+                raise ClipLoadError(f"'{source}': {_DIR_EXPECTED}; the library could not load it [{_short_reason(exc)}]") from exc
+        else:
+            repo = source
+            offline = hub_offline()
+            try:
+                model, tokenizer, proc_cfg, proc_where = _load_parts(repo, True, cache)
+            except ClipLoadError:
+                raise
+            except Exception as exc:
+                if offline:
+                    raise ClipLoadError(_missing_model_message(name, repo, True, _short_reason(exc))) from exc
+                try:
+                    model, tokenizer, proc_cfg, proc_where = _load_parts(repo, False, cache)
+                except ClipLoadError:
+                    raise
+                except Exception as exc2:
+                    raise ClipLoadError(_missing_model_message(name, repo, False, _short_reason(exc2))) from exc2
+        _check_finite(model, source)
+        image_size = int(model.config.vision_config.image_size)
+        pre = (ImagePreprocessing.from_processor_config(proc_cfg, image_size, where=proc_where) if proc_cfg
+               else ImagePreprocessing.default(image_size))
     model.to(device=dev, dtype=dt)
     return ClipModel(model, tokenizer, pre, name=name)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import html
 import math
 import os
 import re
@@ -65,6 +66,9 @@ _EXPECTED = "expected an OpenAI CLIP file (TorchScript archive or state dict of 
 _MAX_SIDE = 4096  # largest input side accepted (ViT-L/14@336px has 336)
 
 _BLOCK = re.compile(r"^(visual\.)?transformer\.resblocks\.(\d+)\.")
+# the causal mask OpenAI's blocks keep as a plain tensor attribute: in a TorchScript archive's
+# module tree, not in a state dict; rebuilt by transformers, so only its shape is checked
+_ATTN_MASK = re.compile(r"^(visual\.)?transformer\.resblocks\.\d+\.attn_mask$")
 
 
 # ----------------------------------------------------------------------------- where files live
@@ -116,7 +120,11 @@ def read_openai_clip_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         tensors = read_state_dict(path, allow_script=True)
     except CheckpointError as exc:
-        raise ClipLoadError(f"{path}: {_EXPECTED}; {_short(exc, with_type=False)}") from exc
+        msg = _short(exc, with_type=False)
+        msg = msg[len(f"{path}: "):] if msg.startswith(f"{path}: ") else msg  # the reader names the path too
+        if re.search(r"\b[gG]_ema\b", msg):
+            msg += " (a StyleGAN2 checkpoint, not a CLIP)"
+        raise ClipLoadError(f"{path}: {_EXPECTED}; {msg}") from exc
     except (OSError, ValueError, RuntimeError) as exc:
         raise ClipLoadError(f"{path}: {_EXPECTED}; cannot read it [{_short(exc)}]") from exc
     if not isinstance(tensors, Mapping):  # pragma: no cover - the reader's contract
@@ -294,7 +302,7 @@ def _check_tensors(sd: Mapping[str, Any], cfg: Any, where: str) -> None:
     extra (but the scalars OpenAI's archives carry), every shape right, every value finite."""
     expected = _expected_openai_shapes(cfg)
     missing = [k for k in expected if k not in sd]
-    extra = [k for k in sd if k not in expected and k not in _SCALAR_KEYS]
+    extra = [k for k in sd if k not in expected and k not in _SCALAR_KEYS and not _ATTN_MASK.match(k)]
     if missing:
         raise ClipLoadError(
             f"{where}: {_EXPECTED}; {len(missing)} tensor(s) missing for the ViT CLIP its shapes describe, e.g. {_sample(missing, 3)}"
@@ -317,6 +325,12 @@ def _check_tensors(sd: Mapping[str, Any], cfg: Any, where: str) -> None:
             if not ok:
                 got = t.tolist() if isinstance(t, torch.Tensor) and t.numel() <= 4 else type(t).__name__
                 raise ClipLoadError(f"{where}: {_EXPECTED}; '{k}' is {got} but the tensor shapes imply {implied[k]}")
+    for k in sd:
+        if _ATTN_MASK.match(k):
+            t, n = sd[k], cfg.text_config.max_position_embeddings
+            if k.startswith("visual.") or not isinstance(t, torch.Tensor) or tuple(t.shape) != (n, n):
+                got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+                raise ClipLoadError(f"{where}: {_EXPECTED}; '{k}' should be the text tower's ({n}, {n}) causal mask, found {got}")
     for k in expected:
         if not bool(torch.isfinite(sd[k]).all()):
             raise ClipLoadError(f"{where}: tensor '{k}' holds NaN or infinite values; the file is damaged")
@@ -428,16 +442,29 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(bs, (chr(c) for c in cs)))
 
 
+def _clean(text: str) -> str:
+    """OpenAI's ``basic_clean`` without ``ftfy``: HTML entities unescaped (twice, as OpenAI does), ends stripped."""
+    return html.unescape(html.unescape(text)).strip()
+
+
 @functools.lru_cache(maxsize=4)
 def openai_tokenizer(context_length: int = 77) -> Any:
     """OpenAI CLIP's tokenizer as a ``transformers.CLIPTokenizer`` (built in memory, cached per process).
 
-    Ids equal ``clip.tokenize``'s for ordinary text: ``<|startoftext|>`` = 49406, ``<|endoftext|>``
-    = 49407. OpenAI cleans text with ``ftfy`` and HTML unescaping first, the library with NFC
-    normalisation only, so text with mojibake or HTML entities may tokenise differently.
-    Padding uses ``<|endoftext|>``; the text tower pools at the first one.
+    Ids equal ``clip.tokenize``'s: ``<|startoftext|>`` = 49406, ``<|endoftext|>`` = 49407, HTML
+    entities unescaped first as OpenAI does. OpenAI also repairs mojibake with ``ftfy``, which
+    is not done here (the library normalises to NFC instead), so only broken encodings can
+    tokenise differently. Padding uses ``<|endoftext|>``; the text tower pools at the first one.
     """
     from transformers import CLIPTokenizer
 
+    class OpenAIClipTokenizer(CLIPTokenizer):
+        def __call__(self, text: Any = None, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(text, str):
+                text = _clean(text)
+            elif isinstance(text, (list, tuple)) and all(isinstance(t, str) for t in text):
+                text = [_clean(t) for t in text]
+            return super().__call__(text, *args, **kwargs)
+
     vocab, merges = bpe_vocabulary()
-    return CLIPTokenizer(vocab=dict(vocab), merges=list(merges), model_max_length=int(context_length))
+    return OpenAIClipTokenizer(vocab=dict(vocab), merges=list(merges), model_max_length=int(context_length))
