@@ -1,6 +1,9 @@
 """CLIP backend: preprocessing parity with transformers' processor, text encoding, freezing, loading errors."""
 from __future__ import annotations
 
+import json
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -212,3 +215,111 @@ def test_cached_hub_model_loads_offline_with_its_preprocessor_config(tmp_path, c
     assert c.name == "someone/tiny-clip" and c.input_size == 32
     assert c.preprocessing.mean == pytest.approx(MEAN) and c.preprocessing.std == pytest.approx(STD)
     assert c.encode_texts(["a photo"]).shape == (1, 32)
+
+
+# ----------------------------------------------------------------------------- broken directories: one line, no library output
+
+
+@pytest.fixture
+def dir_copy(clip_dir, tmp_path):
+    import shutil
+
+    d = tmp_path / "copy"
+    shutil.copytree(clip_dir, d)
+    return d
+
+
+@pytest.fixture
+def chatty_transformers():
+    """transformers at its default verbosity (the test session runs it at 'error')."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_warning()
+    yield
+    hf_logging.set_verbosity(level)
+
+
+def _refused(path, capfd, match):
+    capfd.readouterr()
+    with pytest.raises(ClipLoadError) as err:
+        load_clip(path)
+    msg = str(err.value)
+    assert "\n" not in msg and str(path) in msg, msg
+    assert re.search(match, msg), msg
+    out, errs = capfd.readouterr()
+    assert out == "" and errs == "", (out + errs)[:500]
+    return msg
+
+
+def test_directory_without_config_is_refused_quietly(dir_copy, capfd, chatty_transformers):
+    (dir_copy / "config.json").unlink()
+    _refused(dir_copy, capfd, r"expected a CLIP model directory .*found no config.json \(contents: model.safetensors")
+
+
+def test_directory_without_tokenizer_files_is_refused(dir_copy, capfd, chatty_transformers):
+    (dir_copy / "tokenizer.json").unlink()
+    _refused(dir_copy, capfd, r"no tokenizer files \(vocab.json\+merges.txt or tokenizer.json\)")
+
+
+def test_directory_without_weights_or_with_another_model_is_refused(dir_copy, capfd, chatty_transformers):
+    cfg = json.loads((dir_copy / "config.json").read_text())
+    (dir_copy / "config.json").write_text(json.dumps({**cfg, "model_type": "bert"}))
+    _refused(dir_copy, capfd, r"config.json describes a 'bert' model")
+    (dir_copy / "config.json").write_text(json.dumps(cfg))
+    (dir_copy / "model.safetensors").unlink()
+    _refused(dir_copy, capfd, r"found no weights")
+
+
+def test_hf_cache_entry_and_openai_file_directories_get_a_hint(tmp_path, capfd):
+    (tmp_path / "models--x--y" / "snapshots").mkdir(parents=True)
+    (tmp_path / "models--x--y" / "refs").mkdir()
+    _refused(tmp_path / "models--x--y", capfd, r"Hugging Face cache entry: pass one of its snapshots/<commit>")
+    (tmp_path / "clip").mkdir()
+    (tmp_path / "clip" / "ViT-B-32.pt").write_bytes(b"")
+    _refused(tmp_path / "clip", capfd, r"passed as the file itself")
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda sd: sd.pop("text_model.final_layer_norm.bias"), r"lack 1 tensor\(s\) .* e\.g\. \[text_model.final_layer_norm.bias\]"),
+    (lambda sd: sd.__setitem__("visual_projection.weight", torch.zeros(5, 32)), 
+     r"1 tensor\(s\) have another shape, e\.g\. visual_projection.weight is \(5, 32\) in the weights, config.json needs \(32, 32\)"),
+    (lambda sd: sd["vision_model.pre_layrnorm.weight"].__setitem__(3, float("nan")),
+     r"weight 'vision_model.pre_layrnorm.weight' holds NaN or infinite values"),
+    (lambda sd: sd["logit_scale"].fill_(float("inf")), r"weight 'logit_scale' holds NaN or infinite values"),
+])
+def test_directory_with_bad_weights_is_refused(dir_copy, capfd, chatty_transformers, edit, match):
+    from safetensors.torch import load_file, save_file
+
+    sd = load_file(str(dir_copy / "model.safetensors"))
+    edit(sd)
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(dir_copy / "model.safetensors"), metadata={"format": "pt"})
+    _refused(dir_copy, capfd, match)
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"size": {"shortest_edge": 10**6}}, r"size shortest_edge must be between 1 and 4096 pixels, found 1000000"),
+    ({"size": 10**6}, r"size must be between 1 and 4096 pixels"),
+    ({"crop_size": {"height": 10**6, "width": 32}}, r"crop_size height must be between 1 and 4096"),
+    ({"crop_size": 0}, r"crop_size must be between 1 and 4096 pixels, found 0"),
+    ({"size": {"shortest_edge": 32.5}}, r"must be a whole number of pixels, found 32.5"),
+    ({"image_std": [0.2, float("nan"), 0.3]}, r"image_std must be finite positive numbers"),
+    ({"image_std": [0.2, 0.0, 0.3]}, r"image_std must be finite positive numbers"),
+    ({"image_std": [0.2, -0.1, 0.3]}, r"image_std must be finite positive numbers"),
+    ({"image_mean": [0.5, float("inf"), 0.3]}, r"image_mean must be finite numbers"),
+    ({"image_mean": "grey"}, r"image_mean must be a list of 3 numbers"),
+    ({"crop_size": 16}, r"preprocessing produces \(16, 16\) pixels but the vision model expects 32x32"),
+])
+def test_preprocessor_config_is_validated_at_load(dir_copy, capfd, change, match):
+    cfg = json.loads((dir_copy / "preprocessor_config.json").read_text())
+    (dir_copy / "preprocessor_config.json").write_text(json.dumps({**cfg, **change}))
+    msg = _refused(dir_copy, capfd, match)
+    if "preprocessing produces" not in match:  # that check is the model's, the others name the file
+        assert str(dir_copy / "preprocessor_config.json") in msg
+
+
+def test_directory_weights_with_mismatched_shapes_print_nothing(dir_copy, capfd, chatty_transformers):
+    cfg = json.loads((dir_copy / "config.json").read_text())
+    cfg["text_config"]["num_hidden_layers"] = 3  # weights hold 2 layers: the library would invent the third
+    (dir_copy / "config.json").write_text(json.dumps(cfg))
+    _refused(dir_copy, capfd, r"lack \d+ tensor\(s\) that config.json describes, e\.g\. \[text_model.encoder.layers.2")

@@ -477,8 +477,11 @@ def _check_loading_info(info: dict, source: str) -> None:
     missing = sorted(info.get("missing_keys") or [])
     errors = list(info.get("error_msgs") or [])
     if mismatched:
-        first = mismatched[0]
-        desc = " ".join(str(x) for x in first) if isinstance(first, (tuple, list)) else str(first)
+        first = sorted(mismatched, key=str)[0]
+        if isinstance(first, (tuple, list)) and len(first) == 3:  # (name, shape in the file, shape config.json needs)
+            desc = f"{first[0]} is {tuple(first[1])} in the weights, config.json needs {tuple(first[2])}"
+        else:
+            desc = str(first)
         raise ClipLoadError(
             f"'{source}': the weights do not fit config.json: {len(mismatched)} tensor(s) have another shape, e.g. {desc}"
         )
