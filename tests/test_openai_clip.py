@@ -290,7 +290,11 @@ def saved(openai_model, tmp_path_factory):
         warnings.simplefilter("ignore")  # tracer and deprecation notices
         traced = torch.jit.trace(openai_model, example, check_trace=False)
         torch.jit.save(traced, str(d / "ViT-T-8-jit.pt"))
-    return {"state_dict": (d / "ViT-T-8.pt", sd16), "torchscript": (d / "ViT-T-8-jit.pt", openai_model.state_dict())}
+        # a scripted archive keeps the text blocks' attn_mask tensors in its module tree
+        torch.jit.save(torch.jit.script(openai_model), str(d / "ViT-T-8-script.pt"))
+    sd = openai_model.state_dict()
+    return {"state_dict": (d / "ViT-T-8.pt", sd16), "torchscript": (d / "ViT-T-8-jit.pt", sd),
+            "scripted": (d / "ViT-T-8-script.pt", sd)}
 
 
 def _images(n=3, seed=0):
@@ -326,10 +330,12 @@ def test_reference_forward_matches_the_openai_layout_module(openai_model):
 # ----------------------------------------------------------------------------- tests: loading files
 
 
-@pytest.mark.parametrize("kind", ["state_dict", "torchscript"])
-def test_openai_file_embeddings_equal_the_float64_reference(saved, kind):
+@pytest.mark.parametrize("kind", ["state_dict", "torchscript", "scripted"])
+def test_openai_file_embeddings_equal_the_float64_reference(saved, kind, capfd):
     path, sd = saved[kind]
+    capfd.readouterr()
     clip = load_clip(path)
+    assert capfd.readouterr() == ("", "")  # loading prints nothing
     assert clip.input_size == 32 and clip.embed_dim == 24 and clip.num_vision_layers == 2
     assert clip.logit_scale == pytest.approx(100.0, rel=1e-5)
     assert clip.dtype == torch.float32
@@ -352,14 +358,40 @@ def test_openai_file_embeddings_equal_the_float64_reference(saved, kind):
     clip._text_cache.clear()
     alone = clip.encode_texts(TEXTS[1:2])  # pooled at the first EOT whatever the padding
     assert torch.allclose(alone[0], ours_t[1], atol=1e-5)
+    assert clip.unknown_words("a zxqv sketch") == []  # byte-level BPE reads every word
 
 
-def test_both_files_give_the_same_tensors(saved):
+def test_openai_file_in_bfloat16(saved):
+    clip = load_clip(saved["state_dict"][0], dtype="bfloat16")
+    assert clip.dtype == torch.bfloat16
+    e, t = clip.encode_images(_images(1)), clip.encode_texts(["a photo"])
+    assert e.dtype == t.dtype == torch.float32 and e.shape == t.shape == (1, 24)
+
+
+def test_all_files_give_the_same_tensors(saved):
     a = load_clip(saved["state_dict"][0]).model.state_dict()
     b = load_clip(saved["torchscript"][0]).model.state_dict()
-    assert a.keys() == b.keys()
+    c = load_clip(saved["scripted"][0]).model.state_dict()
+    assert a.keys() == b.keys() == c.keys()
     for k in a:  # the state dict was saved in float16 for the matrices, so compare at that precision
         assert torch.allclose(a[k], b[k], atol=2e-3, rtol=1e-3), k
+        assert torch.equal(b[k], c[k]), k
+
+
+def test_archive_attn_masks_must_be_causal(openai_model, tmp_path):
+    from nada.generators.safe_torch import read_state_dict
+
+    m = make_openai_clip(seed=1)
+    for block in m.transformer.resblocks:
+        block.attn_mask = torch.zeros(CONTEXT, CONTEXT)  # bidirectional text attention: not OpenAI's CLIP
+    path = tmp_path / "bidirectional.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.script(m), str(path))
+    assert "transformer.resblocks.0.attn_mask" in read_state_dict(path, allow_script=True)
+    with pytest.raises(ClipLoadError) as err:
+        load_clip(path)
+    assert "'transformer.resblocks.0.attn_mask' is not the text tower's (16, 16) causal mask" in _one_line(err)
 
 
 def test_in_memory_state_dict_without_archive_extras(openai_model):
@@ -495,8 +527,7 @@ def test_other_files_say_what_they_are(tmp_path, tiny_generator):
     with pytest.raises(ClipLoadError) as err:
         load_clip(g)
     msg = _one_line(err)
-    assert "expected an OpenAI CLIP file" in msg and str(g) in msg
-    assert "StyleGAN2" in msg or "found a dict with keys [g_ema" in msg
+    assert "expected an OpenAI CLIP file" in msg and str(g) in msg and "StyleGAN2" in msg
 
     g2 = _save({f"style.{i}.weight": torch.zeros(2, 2) for i in range(1, 3)}, tmp_path / "gen.pt")
     with pytest.raises(ClipLoadError, match="found a StyleGAN2 generator") as err:

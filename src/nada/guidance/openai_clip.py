@@ -327,13 +327,28 @@ def _check_tensors(sd: Mapping[str, Any], cfg: Any, where: str) -> None:
                 raise ClipLoadError(f"{where}: {_EXPECTED}; '{k}' is {got} but the tensor shapes imply {implied[k]}")
     for k in sd:
         if _ATTN_MASK.match(k):
-            t, n = sd[k], cfg.text_config.max_position_embeddings
-            if k.startswith("visual.") or not isinstance(t, torch.Tensor) or tuple(t.shape) != (n, n):
-                got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-                raise ClipLoadError(f"{where}: {_EXPECTED}; '{k}' should be the text tower's ({n}, {n}) causal mask, found {got}")
+            _check_attn_mask(k, sd[k], cfg, where)
     for k in expected:
         if not bool(torch.isfinite(sd[k]).all()):
             raise ClipLoadError(f"{where}: tensor '{k}' holds NaN or infinite values; the file is damaged")
+
+
+def _check_attn_mask(key: str, t: Any, cfg: Any, where: str) -> None:
+    """A block's ``attn_mask`` (kept by TorchScript archives) must be what transformers applies anyway:
+    the text tower's causal mask (0 on and below the diagonal, -inf or very negative above), and
+    none (or all zeros) in the vision tower."""
+    visual = key.startswith("visual.")
+    v = cfg.vision_config
+    n = (v.image_size // v.patch_size) ** 2 + 1 if visual else cfg.text_config.max_position_embeddings
+    what = f"the vision tower's ({n}, {n}) zero mask" if visual else f"the text tower's ({n}, {n}) causal mask"
+    if not isinstance(t, torch.Tensor) or tuple(t.shape) != (n, n) or not t.is_floating_point():
+        got = f"shape {tuple(t.shape)} {t.dtype}" if isinstance(t, torch.Tensor) else type(t).__name__
+        raise ClipLoadError(f"{where}: {_EXPECTED}; '{key}' should be {what}, found {got}")
+    t = t.detach().to(torch.float32)
+    upper = torch.ones(n, n, dtype=torch.bool).triu(1)
+    ok = bool((t == 0).all()) if visual else bool((t[~upper] == 0).all() and (t[upper] <= -1e4).all())
+    if not ok:
+        raise ClipLoadError(f"{where}: {_EXPECTED}; '{key}' is not {what}, which is all the converted model can apply")
 
 
 # ----------------------------------------------------------------------------- conversion
@@ -388,21 +403,21 @@ def build_openai_clip(sd: Mapping[str, torch.Tensor], where: str = "CLIP file") 
     cfg = openai_clip_config(sd, where)
     _check_tensors(sd, cfg, where)
     hf = openai_to_hf_state_dict(sd, cfg)
-    with torch.device("meta"):
+    with torch.device("meta"):  # no memory and no random initialisation: every tensor comes from the file
         model = CLIPModel(cfg)
-    model = model.to_empty(device="cpu")
-    persistent = set(model.state_dict())
-    for name, buf in list(model.named_buffers()):
-        if name in persistent:
-            continue
-        if not name.endswith("position_ids"):  # pragma: no cover - a transformers version with other buffers
-            raise ClipLoadError(f"{where}: transformers' CLIPModel has a buffer '{name}' this loader does not know how to fill")
-        owner = model.get_submodule(name.rsplit(".", 1)[0])
-        owner.position_ids = torch.arange(buf.shape[-1]).expand((1, -1))
     try:
-        model.load_state_dict(hf, strict=True)
+        model.load_state_dict(hf, strict=True, assign=True)
     except RuntimeError as exc:  # pragma: no cover - the checks above make this unreachable
         raise ClipLoadError(f"{where}: {_EXPECTED}; {_short(exc)}") from exc
+    for name, buf in list(model.named_buffers()):
+        if buf.is_meta:  # the non-persistent position ids, not part of any state dict
+            if not name.endswith("position_ids"):  # pragma: no cover - a transformers version with other buffers
+                raise ClipLoadError(f"{where}: transformers' CLIPModel has a buffer '{name}' this loader cannot fill")
+            owner = model.get_submodule(name.rsplit(".", 1)[0])
+            owner.position_ids = torch.arange(buf.shape[-1]).expand((1, -1))
+    left = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
+    if left:  # pragma: no cover - as above
+        raise ClipLoadError(f"{where}: tensors left unfilled after loading: {_sample(left, 3)}")
     return model.eval()
 
 
