@@ -424,6 +424,15 @@ def test_relative_paths_and_paths_with_colons_and_weights(saved, tmp_path, monke
 def test_alias_prefers_openai_cached_file(saved, tmp_path, monkeypatch):
     import shutil
 
+    from nada.guidance.clip import CLIP_ALIASES
+    from nada.guidance.openai_clip import openai_clip_dir, openai_file_name
+
+    # clip.load's file names: the last part of the download URLs in OpenAI's clip.clip._MODELS
+    assert [openai_file_name(a) for a in CLIP_ALIASES] == ["ViT-B-32.pt", "ViT-B-16.pt", "ViT-L-14.pt", "ViT-L-14-336px.pt"]
+    monkeypatch.delenv("NADA_OPENAI_CLIP_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert openai_clip_dir() == tmp_path / "home" / ".cache" / "clip"  # os.path.expanduser("~/.cache/clip"), as OpenAI
+
     monkeypatch.setenv("NADA_OPENAI_CLIP_DIR", str(tmp_path))
     shutil.copy(saved["torchscript"][0], tmp_path / "ViT-B-32.pt")
     clip = load_clip("ViT-B/32")  # would be a hub download otherwise (offline in tests: an error)
@@ -432,7 +441,7 @@ def test_alias_prefers_openai_cached_file(saved, tmp_path, monkeypatch):
     with pytest.raises(ClipLoadError) as err:  # another alias, no file: the hub advice names OpenAI's file
         load_clip("ViT-L/14@336px", cache_dir=tmp_path / "empty-cache")
     msg = str(err.value)
-    assert "ViT-L-14@336px.pt" in msg and str(tmp_path) in msg and "hf download" in msg and "\n" not in msg
+    assert "ViT-L-14-336px.pt" in msg and str(tmp_path) in msg and "hf download" in msg and "\n" not in msg
 
 
 def test_small_vocabulary_model_loads_without_tokenizer(tmp_path):

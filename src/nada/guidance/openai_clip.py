@@ -33,6 +33,7 @@ from .errors import ClipLoadError
 
 __all__ = [
     "OPENAI_CLIP_DIR_ENV",
+    "OPENAI_FILE_NAMES",
     "OPENAI_FILE_SUFFIXES",
     "OPENAI_RESNET_NAMES",
     "OPENAI_VOCAB_SIZE",
@@ -80,9 +81,19 @@ def openai_clip_dir() -> Path:
     return Path(env).expanduser() if env else Path(os.path.expanduser("~/.cache/clip"))
 
 
+# the names clip.load saves its downloads under (the last part of each URL in clip.clip._MODELS)
+OPENAI_FILE_NAMES = {
+    "ViT-B/32": "ViT-B-32.pt",
+    "ViT-B/16": "ViT-B-16.pt",
+    "ViT-L/14": "ViT-L-14.pt",
+    "ViT-L/14@336px": "ViT-L-14-336px.pt",
+}
+
+
 def openai_file_name(alias: str) -> str:
-    """``ViT-B/32`` -> ``ViT-B-32.pt``: the name ``clip.load`` saves a model's download under."""
-    return alias.replace("/", "-") + ".pt"
+    """``ViT-B/32`` -> ``ViT-B-32.pt``, ``ViT-L/14@336px`` -> ``ViT-L-14-336px.pt``: the name
+    ``clip.load`` saves a model's download under."""
+    return OPENAI_FILE_NAMES.get(alias) or alias.replace("/", "-").replace("@", "-") + ".pt"
 
 
 def openai_cached_file(alias: str) -> Path | None:
