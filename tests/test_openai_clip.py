@@ -417,6 +417,9 @@ def test_relative_paths_and_paths_with_colons_and_weights(saved, tmp_path, monke
     assert parse_clip_spec("odd:1.pt") == ("odd:1.pt", 1.0)
     assert parse_clip_spec(f"{tmp_path}/odd:1.pt:2") == (f"{tmp_path}/odd:1.pt", 2.0)
     assert parse_clip_spec("ckpt:3:1") == ("ckpt:3", 1.0)  # a name ending in :number needs an explicit weight
+    assert parse_clip_spec("ckpt:3") == ("ckpt", 3.0)
+    shutil.copy(saved["state_dict"][0], tmp_path / "ckpt:3")
+    assert parse_clip_spec("ckpt:3") == ("ckpt:3", 1.0)  # an existing file is that file, whole
     ens = ClipEnsemble.from_specs(["sub/clip.pt:3", "odd:1.pt"])
     assert ens.weights == pytest.approx([0.75, 0.25]) and ens.names == ["sub/clip.pt", "odd:1.pt"]
 

@@ -17,14 +17,15 @@ def parse_clip_spec(spec: str) -> tuple[str, float]:
     """``"ViT-B/16:0.5"`` -> ``("ViT-B/16", 0.5)``; without ``:WEIGHT`` the weight is 1.
 
     Only a suffix that parses as a number is taken as the weight, so names and paths with
-    colons in them still work.
+    colons in them still work; a spec that names an existing file or directory as a whole
+    (``ckpt:3`` on disk) is that path with weight 1.
     """
     if not isinstance(spec, str) or not spec.strip():
         raise GuidanceError(f"empty CLIP spec {spec!r}; expected NAME or NAME:WEIGHT")
     spec = spec.strip()
     name, weight = spec, 1.0
     head, sep, tail = spec.rpartition(":")
-    if sep and head:
+    if sep and head and not os.path.exists(os.path.expanduser(spec)):
         try:
             weight = float(tail)
             name = head
