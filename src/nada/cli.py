@@ -29,13 +29,24 @@ USER_ERRORS: tuple[type[BaseException], ...] = (CheckpointError, UsageError)
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """USER_ERRORS plus the library's own input errors, imported only once something failed."""
+    from ._io import OutputError
     from .adapt.config import AdaptConfigError
     from .adapt.engine import AdaptError
     from .adapt.layers import LayerSpecError
+    from .adapt.state import StateError
     from .guidance.errors import ClipLoadError, GuidanceError
     from .toyworld.evaluate import EvaluateError
 
-    return USER_ERRORS + (AdaptConfigError, AdaptError, LayerSpecError, ClipLoadError, GuidanceError, EvaluateError)
+    return USER_ERRORS + (AdaptConfigError, AdaptError, LayerSpecError, ClipLoadError, GuidanceError, EvaluateError,
+                          OutputError, StateError)
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line too: ``nada: error: argument --n: ...``."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"nada: error: {' '.join(message.split())} (see '{self.prog} --help')", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
 
 
 def check_device(name: str) -> str:
@@ -50,18 +61,62 @@ def check_device(name: str) -> str:
     return name
 
 
+MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds
+MAX_SAMPLE_N = 4096  # images per `nada sample` call (split larger sets with --seed)
+MAX_EVALUATE_N = 10_000
+MAX_BATCH = 4096
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
 
 
 def _non_negative_int(text: str) -> int:
-    value = int(text)
+    value = _int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
     return value
+
+
+def _bounded_int(lo: int, hi: int, what: str = "an integer"):
+    def parse(text: str) -> int:
+        value = _int(text)
+        if not lo <= value <= hi:
+            hi_text = "2**63-1" if hi == MAX_SEED else str(hi)
+            raise argparse.ArgumentTypeError(f"expected {what} from {lo} to {hi_text}, got {text}")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def _finite_float(text: str) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
+    return value
+
+
+_seed = _bounded_int(0, MAX_SEED, "a seed")
+
+
+def _check_seed_range(seed: int, n: int) -> None:
+    if seed + n - 1 > MAX_SEED:
+        raise UsageError(f"--seed {seed} --n {n}: the last image's seed must be at most 2**63-1, got {seed + n - 1}")
 
 
 # ----------------------------------------------------------------------------- nada sample
@@ -73,19 +128,24 @@ def add_sample_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--generator", required=True, metavar="PATH_OR_NAME",
                    help="checkpoint file (.pt, .pkl, .safetensors), built-in name (tiny) or pretrained name (ffhq-1024, ...)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    p.add_argument("--n", type=_positive_int, default=16, help="number of images (default 16)")
-    p.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the first image; image i uses seed+i (default 0)")
-    p.add_argument("--truncation", type=float, default=1.0, metavar="PSI", help="truncation psi (default 1: none)")
+    p.add_argument("--n", type=_bounded_int(1, MAX_SAMPLE_N, "a number of images"), default=16,
+                   help=f"number of images (default 16, at most {MAX_SAMPLE_N}; draw more with further --seed ranges)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the first image; image i uses seed+i (default 0)")
+    p.add_argument("--truncation", type=_finite_float, default=1.0, metavar="PSI", help="truncation psi (default 1: none)")
     p.add_argument("--noise-mode", choices=("const", "random", "none"), default="const", help="noise inputs (default const)")
-    p.add_argument("--batch-size", type=_positive_int, default=8, help="images per forward pass (default 8)")
+    p.add_argument("--batch-size", type=_bounded_int(1, MAX_BATCH, "a batch size"), default=8,
+                   help="images per forward pass (default 8)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.set_defaults(func=run_sample)
 
 
 def run_sample(args: argparse.Namespace) -> int:
+    from ._io import check_output_dir
     from .generators.checkpoints import load_generator
     from .sampling import sample_images, write_samples
 
+    _check_seed_range(args.seed, args.n)
+    check_output_dir(args.out, "--out")  # before the generator loads: nothing is written on bad input
     G = load_generator(args.generator, device=check_device(args.device))
     images = sample_images(G, args.n, seed=args.seed, truncation_psi=args.truncation,
                            noise_mode=args.noise_mode, batch_size=args.batch_size)
@@ -280,9 +340,10 @@ def add_toyworld_command(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--generator", required=True, metavar="PATH_OR_NAME")
     e.add_argument("--expect", action="append", required=True, metavar="LABEL=VALUE",
                    help="a label every sample should have now, e.g. style=sketch, shape=square, colour=blue; repeatable")
-    e.add_argument("--n", type=_positive_int, default=256, help="samples (default 256)")
-    e.add_argument("--seed", type=_non_negative_int, default=0)
-    e.add_argument("--truncation", type=float, default=1.0, metavar="PSI")
+    e.add_argument("--n", type=_bounded_int(2, MAX_EVALUATE_N, "a number of samples"), default=256,
+                   help=f"samples (default 256, at most {MAX_EVALUATE_N})")
+    e.add_argument("--seed", type=_bounded_int(0, MAX_SEED - 1, "a seed"), default=0)
+    e.add_argument("--truncation", type=_finite_float, default=1.0, metavar="PSI")
     e.add_argument("--text", help="text for clip_quality (default: a caption made from --expect)")
     e.add_argument("--judge", metavar="DIR", help="a judge saved by `python -m nada.toyworld.train judge` (default: the shipped one)")
     e.add_argument("--json", action="store_true", help="print the full JSON report")
@@ -298,7 +359,7 @@ def run_toyworld_evaluate(args: argparse.Namespace) -> int:
 
     try:
         judge = load_judge(directory=args.judge) if args.judge else None
-    except (FileNotFoundError, ValueError) as e:
+    except (OSError, ValueError) as e:
         raise UsageError(f"--judge: {e}") from None
     report = evaluate(args.generator, args.expect, n=args.n, seed=args.seed, truncation=args.truncation, text=args.text,
                       judge=judge)
@@ -324,7 +385,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="nada", description="Text-driven domain adaptation of StyleGAN2 generators.")
+    parser = Parser(prog="nada", description="Text-driven domain adaptation of StyleGAN2 generators.")
     parser.add_argument("--version", action="version", version=f"nada {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in COMMANDS:
@@ -342,12 +403,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(func(args) or 0)
     except Exception as e:
-        if not isinstance(e, user_errors()):
+        if isinstance(e, user_errors()):
+            message = str(e)
+        elif isinstance(e, OSError):  # the machine's, not the program's, fault: say which, in one line
+            from ._io import describe_os_error
+
+            message = describe_os_error(e)
+        elif _is_out_of_memory(e):
+            message = f"out of memory ({' '.join(str(e).split())[:160] or type(e).__name__})"
+        else:
             raise
-        print(f"nada: error: {e}", file=sys.stderr)
+        print(f"nada: error: {' '.join(message.split())}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+
+
+def _is_out_of_memory(e: BaseException) -> bool:
+    from .adapt.engine import _is_out_of_memory as oom
+
+    return oom(e)
 
 
 if __name__ == "__main__":

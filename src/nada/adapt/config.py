@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,13 @@ PAPER_CLIPS = ["ViT-B/32", "ViT-B/16"]
 
 class AdaptConfigError(ValueError):
     pass
+
+
+# Sizes beyond these are typing mistakes, not runs: refused up front instead of exhausting memory.
+MAX_BATCH = 4096  # batch, n_samples, stop_samples, auto_layer_batch (and k, chunk)
+MAX_ITERS = 10**7  # iters and every step interval
+MAX_PROBE_ITERS = 10**4  # auto_layer_iters
+MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds; the run adds small offsets to its seed
 
 
 def default_clips(generator: str) -> list[str]:
@@ -101,29 +109,60 @@ class AdaptConfig:
         self.check()
 
     def check(self) -> None:
-        def positive(name: str, allow_zero: bool = False) -> None:
+        """Every option's type and range, finite numbers only, absurd sizes refused: one line each."""
+        def number(name: str, *, integer: bool, lo: float, hi: float | None = None, lo_open: bool = False,
+                   hi_open: bool = False, what: str = "") -> None:
             v = getattr(self, name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 or (v == 0 and not allow_zero):
-                raise AdaptConfigError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {v!r}")
+            kind = "an integer" if integer else "a number"
+            ok_type = isinstance(v, int) if integer else isinstance(v, (int, float))
+            if isinstance(v, bool) or not ok_type:
+                raise AdaptConfigError(f"{name} must be {kind}{what}, got {v!r}")
+            if not integer and not math.isfinite(v):
+                raise AdaptConfigError(f"{name} must be a finite number{what}, got {v!r}")
+            below = v <= lo if lo_open else v < lo
+            above = hi is not None and (v >= hi if hi_open else v > hi)
+            if below or above:
+                lo_text = f"> {lo:g}" if lo_open else f">= {lo:g}"
+                rng = lo_text if hi is None else f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+                if integer and hi is not None:
+                    rng = f"from {int(lo) + lo_open} to {int(hi) - hi_open}"
+                raise AdaptConfigError(f"{name} must be {kind} {rng}{what}, got {v!r}")
 
-        for name in ("iters", "batch", "lr", "auto_layer_k", "auto_layer_iters", "auto_layer_batch", "auto_layer_interval",
-                     "auto_layer_min_k", "n_samples", "stop_every", "stop_samples"):
-            positive(name)
-        for name in ("sample_every", "save_every", "auto_layer_falloff", "auto_layer_lr", "auto_layer_chunk", "stop_patience"):
-            positive(name, allow_zero=True)
-        if not isinstance(self.stop_share, (int, float)) or isinstance(self.stop_share, bool) or not 0 <= self.stop_share <= 1:
-            raise AdaptConfigError(f"stop_share must be a share in [0, 1] (0 = train every iteration), got {self.stop_share!r}")
+        for name in ("batch", "n_samples", "stop_samples", "auto_layer_batch", "auto_layer_k", "auto_layer_min_k"):
+            number(name, integer=True, lo=1, hi=MAX_BATCH)
+        number("auto_layer_chunk", integer=True, lo=0, hi=MAX_BATCH, what=" (0 = the whole batch at once)")
+        number("iters", integer=True, lo=1, hi=MAX_ITERS)
+        number("auto_layer_iters", integer=True, lo=1, hi=MAX_PROBE_ITERS)
+        for name in ("auto_layer_interval", "stop_every"):
+            number(name, integer=True, lo=1, hi=MAX_ITERS)
+        for name in ("sample_every", "save_every", "auto_layer_falloff", "stop_patience"):
+            number(name, integer=True, lo=0, hi=MAX_ITERS, what=" (0 = never)" if name != "stop_patience" else "")
+        number("seed", integer=True, lo=0, hi=MAX_SEED)
+        number("lr", integer=False, lo=0, lo_open=True)
+        number("auto_layer_lr", integer=False, lo=0)
+        for name in ("train_truncation", "sample_truncation"):
+            number(name, integer=False, lo=-math.inf)  # any finite psi is a valid truncation
+        number("mixing", integer=False, lo=0, hi=1, what=" (a probability)")
+        for name in ("beta1", "beta2"):
+            number(name, integer=False, lo=0, hi=1, hi_open=True, what=" (an Adam beta)")
+        number("stop_share", integer=False, lo=0, hi=1, what=" (a share; 0 = train every iteration)")
         if not isinstance(self.stop_content_edits, bool):
             raise AdaptConfigError(f"stop_content_edits must be true or false, got {self.stop_content_edits!r}")
-        if not 0 <= self.mixing <= 1:
-            raise AdaptConfigError(f"mixing must be a probability in [0, 1], got {self.mixing}")
-        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
-            raise AdaptConfigError(f"Adam betas must lie in [0, 1), got ({self.beta1}, {self.beta2})")
+        if not isinstance(self.export_rosinality, bool):
+            raise AdaptConfigError(f"export_rosinality must be true or false, got {self.export_rosinality!r}")
+        for name in ("generator", "device"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
+                raise AdaptConfigError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
         if self.layer_scope not in SCOPES:
             raise AdaptConfigError(f"layer_scope must be one of {', '.join(SCOPES)}, got {self.layer_scope!r}")
-        if isinstance(self.layers, str) and self.layers not in LAYER_GROUPS and not all(
-                t.strip().isdigit() for t in self.layers.split(",") if t.strip()):
-            raise AdaptConfigError(f"layers must be one of {', '.join(LAYER_GROUPS)} or row indices like '0,1,4', got {self.layers!r}")
+        if isinstance(self.layers, str):
+            if self.layers not in LAYER_GROUPS and not all(t.strip().isdigit() for t in self.layers.split(",") if t.strip()):
+                raise AdaptConfigError(f"layers must be one of {', '.join(LAYER_GROUPS)} or row indices like '0,1,4', "
+                                       f"got {self.layers!r}")
+        elif not (isinstance(self.layers, (list, tuple)) and all(isinstance(r, int) and not isinstance(r, bool)
+                                                                  for r in self.layers)):
+            raise AdaptConfigError(f"layers must be one of {', '.join(LAYER_GROUPS)} or a list of row indices, "
+                                   f"got {self.layers!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "guidance"}

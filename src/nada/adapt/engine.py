@@ -6,10 +6,15 @@ mapping network), so their latent spaces stay aligned; only synthesis parameters
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import errno
 import json
 import math
+import os
 import shutil
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +22,19 @@ from typing import Any, Callable
 
 import torch
 
-from .._io import atomic_path, atomic_write_text
+from .._io import (
+    DISK_FULL,
+    DirectoryLock,
+    OutputError,
+    atomic_path,
+    atomic_write_text,
+    check_output_dir,
+    describe_os_error,
+    lock_holder,
+    prepare_output_dir,
+    remove_created_dirs,
+    remove_stale_temporaries,
+)
 from ..generators.stylegan2 import Generator
 from ..imaging import save_grid
 from .config import AdaptConfig
@@ -28,7 +45,7 @@ from .layers import (
     scheduled_k,
     select_rows_adaptive,
 )
-from .state import STATE_FILE, load_state, save_state
+from .state import OLD_STATE_FILE, STATE_FILE, StateError, check_state_file, load_state, older_state_message, save_state
 
 FINISHED_MARKER = "metrics.json"
 IN_MEMORY = "(in-memory Generator)"  # config.yaml's generator entry when a module was passed in
@@ -55,11 +72,39 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
-def check_out_dir(out: Path, overwrite: bool, resume: bool) -> None:
-    """Refuse to clobber a finished run, or to restart an unfinished one by accident."""
+# what a run writes into its directory (removed by --overwrite)
+OUTPUTS = ("samples", STATE_FILE, OLD_STATE_FILE, "metrics.json", "generator.safetensors", "final.png", "loss.png",
+           "generator_rosinality.pt")
+
+
+def check_out_dir(out: Path, overwrite: bool, resume: bool, config: AdaptConfig | None = None) -> None:
+    """Refuse, before anything is loaded or written: an unusable path, a directory another run is
+    writing to, a finished run (without --overwrite), an unfinished one (without --resume or
+    --overwrite), and for --resume a state that is missing, damaged or belongs to another run."""
+    option = "--resume" if resume else "--out"
+    try:
+        check_output_dir(out, option)
+    except OutputError as e:
+        raise AdaptError(str(e)) from None
+    if out.is_dir():
+        holder = lock_holder(out)
+        if holder is not None:
+            raise AdaptError(f"{out} is in use by another nada run ({holder}); wait for it to finish or stop it, "
+                             f"or choose another directory")
+    _check_contents(out, overwrite, resume, config)
+
+
+def _check_contents(out: Path, overwrite: bool, resume: bool, config: AdaptConfig | None) -> None:
     if resume:
         if not (out / STATE_FILE).exists():
+            if (out / OLD_STATE_FILE).exists():
+                raise AdaptError(older_state_message(out / OLD_STATE_FILE))
             raise AdaptError(f"--resume {out}: no saved training state ({STATE_FILE}) there")
+        if config is not None:
+            try:
+                check_state_file(out / STATE_FILE, config)
+            except StateError as e:
+                raise AdaptError(str(e)) from None
         return
     if not out.exists() or overwrite:
         return
@@ -67,6 +112,16 @@ def check_out_dir(out: Path, overwrite: bool, resume: bool) -> None:
         raise AdaptError(f"{out} already holds a finished run; pass --overwrite to replace it or choose another --out")
     if (out / STATE_FILE).exists():
         raise AdaptError(f"{out} holds an unfinished run; continue it with --resume {out}, or pass --overwrite to start again")
+    if (out / OLD_STATE_FILE).exists():
+        raise AdaptError(f"{out} holds an unfinished run written by an older nada, which this version cannot resume; "
+                         f"pass --overwrite to start again or choose another --out")
+
+
+def _is_out_of_memory(e: BaseException) -> bool:
+    if isinstance(e, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    text = str(e)
+    return isinstance(e, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text.lower())
 
 
 class Adapter:
@@ -84,16 +139,28 @@ class Adapter:
         self.out = Path(out_dir) if out_dir is not None else None
         self.progress = progress
         self.log = log
-        if self.out is not None:
-            check_out_dir(self.out, overwrite, resume)
         self.overwrite, self.resume = overwrite, resume
+        self._lock: DirectoryLock | None = None
+        self._created: list[Path] = []
+        self._saved_step: int | None = None  # the step of the last training state on disk
+        self._snapshot: tuple | None = None  # RNG states etc. at the start of the step in progress
+        self._dirty = False  # the step in progress has begun changing weights
+        self._interrupt_requested = False  # a deferred Ctrl-C
+        self._hard_abort = False  # a second Ctrl-C
+        if self.out is not None:
+            check_out_dir(self.out, overwrite, resume, config)
         self.device = resolve_device(config.device)
 
         # --- generators
-        if generator is None:
-            from ..generators.checkpoints import load_generator
+        from ..generators import checkpoints
 
-            generator = load_generator(config.generator, device=self.device)
+        if generator is None:
+            generator = checkpoints.load_generator(config.generator, device=self.device)
+        if config.export_rosinality:
+            exportable = getattr(checkpoints, "check_rosinality_exportable", None)
+            reason = exportable(generator) if exportable is not None else None
+            if reason:
+                raise AdaptError(f"--export-rosinality: {reason}")
         base = generator.to(self.device)
         if not base.w_avg_ready:
             base.compute_w_avg()
@@ -223,6 +290,7 @@ class Adapter:
         if self.opt_weights is not None:
             self.opt_weights.zero_grad(set_to_none=True)
         loss.backward()
+        self._dirty = True  # from here on the weights change: an interrupted step cannot be undone
         self.opt.step()
         if self.opt_weights is not None:
             self.opt_weights.step()
@@ -268,9 +336,11 @@ class Adapter:
         if self.out is None:
             return
         save_state(self.out / STATE_FILE, self)
+        self._saved_step = self.step
 
     def load_state(self) -> None:
         load_state(self.out / STATE_FILE, self)
+        self._saved_step = self.step
 
     def _write_final(self) -> None:
         from ..generators.checkpoints import save_generator
@@ -289,19 +359,187 @@ class Adapter:
     # ------------------------------------------------------------------ loop
 
     def run(self) -> AdaptResult:
-        cfg = self.cfg
+        """Train to the end (or the early stop) and write the outputs.
+
+        With an output directory the run first takes the directory's lock, creates it and proves
+        it writable, removes temporary files a killed run left, and loads (``resume``) or starts
+        the state; a full disk, an unwritable directory or running out of memory then end the
+        run with an :class:`AdaptError` saying what was kept and how to continue.
+        """
         if self.out is not None:
+            self._open_out()
+        try:
+            with self._deferred_interrupts():
+                try:
+                    self._train()
+                    if self.out is not None:
+                        self.save_state()
+                        self._write_final()
+                except KeyboardInterrupt:
+                    self._on_interrupt()
+                    raise
+                except AdaptError:
+                    raise
+                except OSError as e:
+                    raise AdaptError(self._failure_message(e)) from None
+                except Exception as e:
+                    if not _is_out_of_memory(e):
+                        raise
+                    raise AdaptError(self._failure_message(e)) from None
+        finally:
+            self._close_out()
+        return AdaptResult(self.G_train, self.out, self.metrics(finished=True), self.info)
+
+    # ------------------------------------------------------------------ the run directory
+
+    def _open_out(self) -> None:
+        out, cfg = self.out, self.cfg
+        try:
+            self._created = prepare_output_dir(out, "--resume" if self.resume else "--out")
+            self._lock = DirectoryLock(out).acquire()
+        except OutputError as e:
+            remove_created_dirs(self._created)
+            raise AdaptError(str(e)) from None
+        try:
+            # under the lock, look again: another run may have finished here meanwhile
+            _check_contents(out, self.overwrite, self.resume, None)
+            for d in (out, out / "samples"):
+                remove_stale_temporaries(d)
             if self.resume:
                 self.load_state()
-                self.log(f"resumed {self.out} at step {self.step}/{cfg.iters}")
+                self.log(f"resumed {out} at step {self.step}/{cfg.iters}")
             else:
-                if self.overwrite and self.out.exists():
-                    for name in ("samples", STATE_FILE, "metrics.json", "generator.safetensors", "final.png", "loss.png",
-                                 "generator_rosinality.pt"):
-                        p = self.out / name
+                if self.overwrite:
+                    for name in OUTPUTS:
+                        p = out / name
                         shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-                self.out.mkdir(parents=True, exist_ok=True)
-                cfg.save(self.out / "config.yaml")
+                cfg.save(out / "config.yaml")
+        except BaseException as e:
+            self._close_out(remove_created=True)
+            if isinstance(e, OSError):
+                raise AdaptError(f"cannot write to {out}: {describe_os_error(e)}; nothing was trained") from None
+            raise
+
+    def _close_out(self, remove_created: bool = False) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        if remove_created and self._created:
+            for p in reversed(self._created):
+                with contextlib.suppress(OSError):
+                    (p / "config.yaml").unlink(missing_ok=True)
+            remove_created_dirs(self._created)
+        self._created = []
+
+    # ------------------------------------------------------------------ interrupts and failures
+
+    @contextlib.contextmanager
+    def _deferred_interrupts(self):
+        """A first Ctrl-C lets the step in progress finish (then the state is saved); a second stops at once."""
+        self._interrupt_requested = self._hard_abort = False
+        install = threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        if not install:
+            yield
+            return
+
+        def handler(signum, frame):
+            if self._interrupt_requested:
+                self._hard_abort = True
+                raise KeyboardInterrupt
+            self._interrupt_requested = True
+            kept = f"the state saved at step {self._saved_step}" if self._saved_step is not None else "no saved state"
+            with contextlib.suppress(OSError):
+                os.write(2, f"\nCtrl-C: finishing step {self.step + 1}, then saving; Ctrl-C again stops at once "
+                            f"(keeping {kept})\n".encode())
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _check_interrupt(self) -> None:
+        if self._interrupt_requested:
+            raise KeyboardInterrupt
+
+    def _begin_step(self) -> None:
+        """Remember what a step changes before it touches a weight, so an interrupted step can be undone."""
+        self._snapshot = (self.gen.get_state(), torch.get_rng_state(), self.guidance.state_dict(), len(self.selections))
+        self._dirty = False
+
+    def _end_step(self) -> None:
+        self._snapshot = None
+        self._dirty = False
+
+    def _undo_step(self) -> bool:
+        """Roll an unfinished step back to its start; False when it had already changed weights."""
+        if self._snapshot is None:
+            return True
+        if self._dirty:
+            return False
+        gen_state, torch_state, guidance_state, n_selections = self._snapshot
+        self.gen.set_state(gen_state)
+        torch.set_rng_state(torch_state)
+        self.guidance.load_state_dict(guidance_state)
+        # a layer choice made in the undone step stays: the resumed step makes the same one again
+        del self.selections[n_selections:]
+        self._snapshot = None
+        return True
+
+    def _kept(self) -> str:
+        if self._saved_step is None:
+            return "nothing resumable was kept (no training state had been saved yet)"
+        return f"kept: the training state at step {self._saved_step} ({self.out / STATE_FILE})"
+
+    def _on_interrupt(self) -> None:
+        if self.out is None:
+            return
+        if not self._hard_abort and self._undo_step():
+            try:
+                self.save_state()
+                self.log(f"\ninterrupted after step {self.step}; continue with: nada adapt --resume {self.out}")
+                return
+            except (OSError, KeyboardInterrupt) as e:
+                why = f" (saving failed: {describe_os_error(e)})" if isinstance(e, OSError) else ""
+                self.log(f"\ninterrupted{why}; {self._kept()}")
+        elif self._hard_abort:
+            self.log(f"\nstopped at once; {self._kept()}")
+        else:
+            self.log(f"\ninterrupted in the middle of step {self.step + 1}; {self._kept()}")
+        if self._saved_step is not None:
+            self.log(f"continue with: nada adapt --resume {self.out}")
+
+    def _failure_message(self, e: BaseException) -> str:
+        """One line: what happened, what was kept, how to go on."""
+        if isinstance(e, OSError):
+            target = f" while writing {e.filename}" if e.filename else ""
+            what = describe_os_error(OSError(e.errno, e.strerror)) if e.filename else describe_os_error(e)
+            happened = f"{what}{target}"
+            if e.errno in DISK_FULL:
+                fix = "free some space"
+            elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                fix = "make the directory writable"
+            else:
+                fix = "fix the cause"
+        else:
+            kind = "GPU" if isinstance(e, torch.OutOfMemoryError) else "memory"
+            happened = f"out of {kind} memory at step {self.step + 1}" if kind == "GPU" else f"out of memory at step {self.step + 1}"
+            fix = "free memory (or use a smaller --auto-layer-chunk)"
+            # a step that failed before touching a weight can be undone and its start saved
+            if self.out is not None and self._undo_step():
+                with contextlib.suppress(Exception):
+                    self.save_state()
+        if self.out is None:
+            return f"{happened}; nothing is saved without an output directory"
+        if self._saved_step is None:
+            return f"{happened}; {self._kept()}; {fix}, then run the same command again"
+        return f"{happened}; {self._kept()}; {fix}, then continue with: nada adapt --resume {self.out}"
+
+    # ------------------------------------------------------------------ loop
+
+    def _train(self) -> None:
+        cfg = self.cfg
         bar = None
         if self.progress:
             from tqdm.auto import tqdm
@@ -317,11 +555,14 @@ class Adapter:
                 self.write_samples()
             # a resumed run that had already stopped early stays stopped
             while self.step < cfg.iters and not self._stop_due():
+                self._check_interrupt()
+                self._begin_step()
                 info = self.train_step()
                 self.elapsed = time.perf_counter() - t_start
                 self.history.append({"step": self.step, **{k: float(f"{v:.6g}") for k, v in info.items()},
                                      "time_s": round(self.elapsed, 3)})
                 reached = self._reached_target()
+                self._end_step()
                 if bar is not None:
                     bar.update(1)
                     post = {k: f"{v:.4f}" for k, v in info.items() if k in ("total", "direction", "global", "l2")}
@@ -343,19 +584,9 @@ class Adapter:
                     self.write_samples()
                 if cfg.save_every and self.step % cfg.save_every == 0 and self.step < cfg.iters:
                     self.save_state()
-        except KeyboardInterrupt:
-            # between steps the state is consistent: keep it so --resume continues from here
-            if self.out is not None:
-                self.save_state()
-                self.log(f"\ninterrupted at step {self.step}; continue with: nada adapt --resume {self.out}")
-            raise
         finally:
             if bar is not None:
                 bar.close()
-        if self.out is not None:
-            self.save_state()
-            self._write_final()
-        return AdaptResult(self.G_train, self.out, self.metrics(finished=True), self.info)
 
 
 def plot_losses(history: list[dict[str, Any]], path: Path) -> None:

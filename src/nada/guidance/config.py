@@ -40,6 +40,11 @@ LOSS_TERMS = {
 
 CLIP_DTYPES = ("float32", "float16", "bfloat16")
 
+# Sizes beyond these are typing mistakes, refused before anything loads.
+MAX_COUNT = 4096  # source_samples, patch_count
+MAX_AUGMENT = 1024  # clip_augment views per image
+MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds; small offsets are added to it
+
 
 @dataclass
 class GuidanceConfig:
@@ -128,10 +133,20 @@ class GuidanceConfig:
         for fname in ("source_samples", "patch_count"):
             if getattr(self, fname) < 1:
                 raise GuidanceError(f"guidance config: {fname} must be at least 1, got {getattr(self, fname)}")
+            if getattr(self, fname) > MAX_COUNT:
+                raise GuidanceError(f"guidance config: {fname} must be at most {MAX_COUNT}, got {getattr(self, fname)}")
         if self.clip_augment < 0:
             raise GuidanceError(f"guidance config: clip_augment must be >= 0 (0 = off), got {self.clip_augment}")
-        if not 0.0 < self.patch_size <= 1.0:
+        if self.clip_augment > MAX_AUGMENT:
+            raise GuidanceError(f"guidance config: clip_augment must be at most {MAX_AUGMENT} views, got {self.clip_augment}")
+        if not (math.isfinite(self.patch_size) and 0.0 < self.patch_size <= 1.0):
             raise GuidanceError(f"guidance config: patch_size must be in (0, 1], got {self.patch_size}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise GuidanceError(f"guidance config: seed must be an integer from 0 to 2**63-1, got {self.seed}")
+        for fname in ("texture_layers", "structure_layers"):
+            layers = getattr(self, fname)
+            if layers is not None and any(abs(i) > 10_000 for i in layers):
+                raise GuidanceError(f"guidance config: {fname} must be hidden-state indices, got {layers}")
         if self.templates is not None:
             check_templates(self.templates)
         if self.part_templates is not None:

@@ -9,6 +9,7 @@ metrics computed with the built-in CLIPs (which the judge never shares anything 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -118,6 +119,10 @@ def evaluate(generator, expect: Mapping[str, str] | Sequence[str], n: int = 256,
     expect = parse_expectations(expect)
     if n < 2:
         raise EvaluateError(f"--n must be at least 2, got {n}")
+    if not isinstance(truncation, (int, float)) or not math.isfinite(truncation):
+        raise EvaluateError(f"--truncation must be a finite number, got {truncation}")
+    if not 0 <= seed < 2**63 - 1:
+        raise EvaluateError(f"--seed must be an integer from 0 to 2**63-2, got {seed}")
     G = load_generator(generator) if isinstance(generator, (str, bytes)) or hasattr(generator, "__fspath__") else generator
     base = load_generator("toy") if base is None else base
     if isinstance(base, str):
@@ -127,6 +132,9 @@ def evaluate(generator, expect: Mapping[str, str] | Sequence[str], n: int = 256,
     judge = load_judge() if judge is None else judge
 
     imgs, imgs_base = generate(G, n, seed, truncation), generate(base, n, seed, truncation)
+    for name, x in (("generator", imgs), ("base generator", imgs_base)):
+        if not torch.isfinite(x).all():
+            raise EvaluateError(f"the {name} draws non-finite images (NaN or inf); its weights are damaged")
     pred, pred_base = judge.predict(imgs), judge.predict(imgs_base)
     hit, preserved = judge_verdict(pred, pred_base, expect)
     hit_base = judge_verdict(pred_base, pred_base, expect)[0]

@@ -156,18 +156,50 @@ def save_judge(net: JudgeNet, directory: str | Path, extra: dict | None = None) 
 
 
 def load_judge(device: str | torch.device = "cpu", directory: str | Path | None = None) -> Judge:
-    """The shipped judge (or one saved by :func:`save_judge` in ``directory``), frozen, in eval mode."""
+    """The shipped judge (or one saved by :func:`save_judge` in ``directory``), frozen, in eval mode.
+
+    A directory without both files raises :class:`FileNotFoundError`; one whose files are
+    malformed, damaged or do not fit together raises :class:`ValueError`; each in one line.
+    """
     from safetensors.torch import load_file
 
     directory = Path(directory) if directory is not None else JUDGE_DIR
     cfg_path, w_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
     if not cfg_path.is_file() or not w_path.is_file():
         raise FileNotFoundError(f"no judge in {directory} (expected {CONFIG_NAME} and {WEIGHTS_NAME})")
-    meta = json.loads(cfg_path.read_text())
+
+    def bad(what: str) -> ValueError:
+        return ValueError(f"{directory}: expected a judge saved by save_judge; found {what}")
+
+    try:
+        meta = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise bad(f"a {CONFIG_NAME} that is not readable JSON ({_first_line(e)})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        raise bad(f"a {CONFIG_NAME} without a 'config' mapping")
     labels = meta.get("labels", {})
+    if not isinstance(labels, dict):
+        raise bad(f"a {CONFIG_NAME} whose 'labels' is not a mapping")
     if tuple(labels.get("style", STYLES)) != STYLES or tuple(labels.get("shape", SHAPES)) != SHAPES or tuple(labels.get("colour", COLOURS)) != COLOURS:
         raise ValueError(f"judge in {directory} was trained on different label sets than this renderer")
-    net = JudgeNet(JudgeConfig.from_dict(meta["config"]))
-    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(w_path)).items()}
-    net.load_state_dict(state)
+    try:
+        config = JudgeConfig.from_dict(meta["config"])
+        if not (config.widths and all(isinstance(w, int) and 0 < w <= 4096 for w in config.widths)
+                and 0 <= config.heatmap_level < len(config.widths) and 0 < config.feature_dim <= 4096):
+            raise ValueError(f"implausible sizes in {asdict(config)}")
+        net = JudgeNet(config)
+    except (TypeError, ValueError, KeyError, IndexError, RuntimeError) as e:
+        raise bad(f"a config the judge network cannot be built from ({_first_line(e)})") from None
+    try:
+        state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(w_path)).items()}
+    except Exception as e:  # safetensors' own error types for damaged files
+        raise bad(f"a {WEIGHTS_NAME} that cannot be read ({_first_line(e)})") from None
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as e:
+        raise bad(f"weights that do not fit its {CONFIG_NAME} ({_first_line(e)})") from None
     return Judge(net, device)
+
+
+def _first_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:160] or type(e).__name__
