@@ -373,7 +373,8 @@ class Adapter:
                 try:
                     self._train()
                     if self.out is not None:
-                        self.save_state()
+                        if self._saved_step != self.step:  # (a resumed finished run has it already)
+                            self.save_state()
                         self._write_final()
                 except KeyboardInterrupt:
                     self._on_interrupt()
