@@ -359,6 +359,7 @@ class DirectoryLock:
         self.path = self.directory / LOCK_NAME
         self.what = what
         self._fd: int | None = None
+        self.unsupported = False  # the file system cannot lock; nothing is held
 
     @property
     def held(self) -> bool:
@@ -378,6 +379,15 @@ class DirectoryLock:
                 os.close(fd)
                 raise LockedError(errno.EBUSY, f"{self.directory} is in use by another nada run ({owner}); wait for it "
                                                f"to finish or stop it, or choose another directory") from None
+            except OSError as e:
+                os.close(fd)
+                if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL):
+                    # a file system without flock (some network mounts): run unguarded rather than not at all
+                    self.unsupported = True
+                    with contextlib.suppress(OSError):
+                        os.unlink(self.path)
+                    return self
+                raise
             except BaseException:
                 os.close(fd)
                 raise

@@ -10,7 +10,6 @@ import contextlib
 import copy
 import errno
 import json
-import math
 import os
 import shutil
 import signal
@@ -398,9 +397,10 @@ class Adapter:
         try:
             self._created = prepare_output_dir(out, "--resume" if self.resume else "--out")
             self._lock = DirectoryLock(out).acquire()
-        except OutputError as e:
+        except OSError as e:  # OutputError included
             remove_created_dirs(self._created)
-            raise AdaptError(str(e)) from None
+            self._created = []
+            raise AdaptError(str(e) if isinstance(e, OutputError) else f"cannot use {out}: {describe_os_error(e)}") from None
         try:
             # under the lock, look again: another run may have finished here meanwhile
             _check_contents(out, self.overwrite, self.resume, None)
