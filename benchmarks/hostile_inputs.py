@@ -42,11 +42,39 @@ print(json.dumps({"outcome": outcome, "message": message[:300], "wall_s": round(
 """
 
 
-def load_attacks():
+def load_attack_module():
     spec = importlib.util.spec_from_file_location("hostile_files", ROOT / "tests" / "hostile_files.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.ATTACKS
+    return module
+
+
+def damaged_files(module, tmp: Path, trials: int):
+    """Valid files of every layout with random damage (flipped bytes, zeroed runs, cuts)."""
+    import pickle
+    import random
+
+    import torch
+
+    sd = module.tiny_state_dict()
+    good = {"zip": module.torch_bytes({"g_ema": sd, "latent_avg": torch.zeros(8)}),
+            "legacy": module.torch_bytes({"g_ema": sd, "latent_avg": torch.zeros(8)}, zip_format=False),
+            "pickle": pickle.dumps({"g_ema": sd, "latent_avg": torch.zeros(8)}, protocol=4)}
+    for kind, data in good.items():
+        rng = random.Random(kind)
+        for trial in range(trials):
+            damaged = bytearray(data)
+            if trial % 3 == 0:
+                for _ in range(rng.randint(1, 4)):
+                    damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+            elif trial % 3 == 1:
+                start = rng.randrange(len(damaged))
+                damaged[start:start + rng.randint(1, 64)] = bytes(min(64, len(damaged) - start))
+            else:
+                damaged = damaged[: rng.randrange(1, len(damaged))]
+            path = tmp / f"damaged-{kind}-{trial}.pt"
+            path.write_bytes(bytes(damaged))
+            yield f"random damage to a {kind} file #{trial}", path
 
 
 def run_one(path: Path, marker: Path, src: Path, timeout: float) -> dict:
@@ -72,10 +100,12 @@ def main() -> None:
     ap.add_argument("--src", type=Path, default=ROOT / "src", help="the src/ directory whose nada is measured")
     ap.add_argument("--out", type=Path, help="write the JSON here")
     ap.add_argument("--timeout", type=float, default=60.0)
+    ap.add_argument("--damaged", type=int, default=60, help="randomly damaged files per layout (zip, legacy, pickle)")
     args = ap.parse_args()
     rows = []
+    module = load_attack_module()
     with tempfile.TemporaryDirectory() as tmp:
-        for i, (name, make, _expected) in enumerate(load_attacks()):
+        for i, (name, make, _expected) in enumerate(module.ATTACKS):
             marker = Path(tmp) / f"pwned{i}"
             path = Path(tmp) / f"attack{i}.pt"
             path.write_bytes(make(marker))
@@ -84,7 +114,18 @@ def main() -> None:
             print(f"{name:55s} {row['outcome']:22s} {row.get('wall_s', 0):7.2f} s {row.get('rss_growth_mb', float('nan')):8.1f} MB",
                   flush=True)
             path.unlink()
-    result = {"src": str(args.src), "python": sys.version.split()[0], "rows": rows}
+        damaged = []
+        for name, path in damaged_files(module, Path(tmp), args.damaged):
+            row = {"attack": name, **run_one(path, Path(tmp) / "never", args.src, args.timeout)}
+            damaged.append(row)
+            path.unlink()
+        worst = max(damaged, key=lambda r: r.get("wall_s", 0))
+        outcomes = sorted({r["outcome"] for r in damaged})
+        print(f"{len(damaged)} randomly damaged files: outcomes {outcomes}; slowest {worst['attack']} "
+              f"{worst.get('wall_s', 0):.2f} s; largest memory growth {max(r.get('rss_growth_mb', 0) for r in damaged):.1f} MB")
+    result = {"src": str(args.src), "python": sys.version.split()[0], "rows": rows,
+              "damaged": {"files": len(damaged), "outcomes": {o: sum(r["outcome"] == o for r in damaged) for o in outcomes},
+                          "slowest": worst, "max_rss_growth_mb": max(r.get("rss_growth_mb", 0) for r in damaged)}}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1) + "\n")

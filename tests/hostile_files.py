@@ -119,6 +119,15 @@ def many_operations(n: int = 3_000_000) -> bytes:
     return b"\x80\x04" + b"N0" * n + b"N."
 
 
+def huge_memo_index() -> bytes:
+    # LONG_BINPUT 1e9: the C unpickler grows its memo table to that index (gigabytes, zeroed)
+    return b"\x80\x04N" + b"r" + struct.pack("<I", 1_000_000_000) + b"."
+
+
+def huge_frame() -> bytes:
+    return b"\x80\x04\x95" + struct.pack("<Q", 1 << 36) + b"N."
+
+
 def huge_declared_bytes() -> bytes:
     # BINBYTES8 claiming 2**40 bytes, then nothing
     return b"\x80\x04\x8e" + struct.pack("<Q", 1 << 40) + b"abc"
@@ -210,6 +219,8 @@ ATTACKS: list[tuple[str, Callable[[Path], bytes], str]] = [
     ("dict key: a tuple nested a million deep", lambda m: deep_tuple_key(), "nested more than"),
     ("list nested 100 000 deep", lambda m: deep_list(), "nested more than"),
     ("3 million pickle operations", lambda m: many_operations(), "operations"),
+    ("memo index of a billion (LONG_BINPUT)", lambda m: huge_memo_index(), "memo index"),
+    ("FRAME declaring 2**36 bytes", lambda m: huge_frame(), "frame of"),
     ("BINBYTES8 declaring 2**40 bytes", lambda m: huge_declared_bytes(), "truncated"),
     ("bytearray(2**30) from a pickle", lambda m: bytearray_bomb(), "only copies of bytes"),
     ("torch zip whose data.pkl inflates to 512 MiB", lambda m: zip_bomb_data_pkl(), "compressed"),

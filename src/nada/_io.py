@@ -129,7 +129,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             hidden = _as_os_error(exc, path)
             if hidden is not None:
                 raise hidden from exc
-            if isinstance(exc, OSError) and exc.filename in (None, str(tmp_path)):  # name the file being written
+            # name the file being written; errors that are not about the file (a failed download,
+            # URLError, carries no errno) pass unchanged
+            if isinstance(exc, OSError) and exc.errno is not None and exc.filename in (None, str(tmp_path)):
                 raise OSError(exc.errno, exc.strerror, str(path)) from exc
             raise
     except BaseException:

@@ -119,17 +119,24 @@ def check_pickle(stream: BinaryIO, size: int, limits: PickleLimits | None = None
             if n_ops > limits.max_ops:
                 raise UnsafePickleError(f"refusing to unpickle: more than {limits.max_ops:,} operations")
             name = op.name
+            if name == "FRAME" and arg > reader.left:  # the C unpickler reads a whole frame at once
+                raise UnsafePickleError(f"refusing to unpickle: a frame of {arg} bytes where {reader.left} remain")
             if name == "MARK":
                 marks.append(len(depth))
                 continue
             if name in _PUTS:
+                # the C unpickler grows its memo table to the index: a forged 10**9 would allocate gigabytes
+                if not isinstance(arg, int) or not 0 <= arg <= n_ops:
+                    raise UnsafePickleError(f"refusing to unpickle: memo index {arg} out of sequence")
                 memo[arg] = depth[-1] if depth else 0
                 continue
             if name == "MEMOIZE":
                 memo[len(memo)] = depth[-1] if depth else 0
                 continue
             if name in _GETS:
-                depth.append(memo.get(arg, 0))
+                if arg not in memo:
+                    raise UnsafePickleError(f"refusing to unpickle: memo index {arg} read before it was written")
+                depth.append(memo[arg])
                 continue
             if name == "DUP":
                 depth.append(depth[-1] if depth else 0)
