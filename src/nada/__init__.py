@@ -26,6 +26,7 @@ _API = {
     "Adapter": "nada.adapt.engine",
     "AdaptError": "nada.adapt.engine",
     "adapt": "nada.adapt",  # the package is callable: see nada/adapt/__init__.py
+    "NadaError": "nada.errors",
 }
 
 __all__ = sorted(_API) + ["__version__"]

@@ -19,12 +19,14 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from .errors import OutputError as _OutputErrorBase
+
 TMP_SUFFIX = ".tmp"
 # mkstemp's names: "." + final name + "." + 8 random characters + ".tmp"
 _TMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
 
 
-class OutputError(OSError):
+class OutputError(_OutputErrorBase):
     """An output path that cannot be used, or a write that failed; ``str()`` is one line."""
 
     def __init__(self, err: int, message: str):

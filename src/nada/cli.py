@@ -14,31 +14,13 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from .generators.errors import CheckpointError
+from .errors import NadaError
 
 EXIT_USAGE = 2
 
 
-class UsageError(Exception):
+class UsageError(NadaError):
     """A problem with the command line that argparse cannot see (e.g. an unavailable device)."""
-
-
-# Exceptions that mean "bad input", not "bug": reported in one line.
-USER_ERRORS: tuple[type[BaseException], ...] = (CheckpointError, UsageError)
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    """USER_ERRORS plus the library's own input errors, imported only once something failed."""
-    from ._io import OutputError
-    from .adapt.config import AdaptConfigError
-    from .adapt.engine import AdaptError
-    from .adapt.layers import LayerSpecError
-    from .adapt.state import StateError
-    from .guidance.errors import ClipLoadError, GuidanceError
-    from .toyworld.evaluate import EvaluateError
-
-    return USER_ERRORS + (AdaptConfigError, AdaptError, LayerSpecError, ClipLoadError, GuidanceError, EvaluateError,
-                          OutputError, StateError)
 
 
 class Parser(argparse.ArgumentParser):
@@ -403,7 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(func(args) or 0)
     except Exception as e:
-        if isinstance(e, user_errors()):
+        if isinstance(e, NadaError):  # bad input, not a bug: one line
             message = str(e)
         elif isinstance(e, OSError):  # the machine's, not the program's, fault: say which, in one line
             from ._io import describe_os_error

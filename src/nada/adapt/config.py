@@ -11,6 +11,7 @@ from typing import Any
 from .._io import atomic_write_text
 from ..guidance.config import GuidanceConfig
 from .layers import LAYER_GROUPS, SCOPES
+from ..errors import ConfigError
 
 # The built-in world: a 64-px generator trained on photo renders and two small CLIPs.
 BUILTIN_GENERATOR = "toy"
@@ -19,7 +20,7 @@ BUILTIN_CLIPS = ["toyworld-clip-p16", "toyworld-clip-p8"]
 PAPER_CLIPS = ["ViT-B/32", "ViT-B/16"]
 
 
-class AdaptConfigError(ValueError):
+class AdaptConfigError(ConfigError):
     pass
 
 

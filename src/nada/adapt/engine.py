@@ -45,12 +45,13 @@ from .layers import (
     select_rows_adaptive,
 )
 from .state import OLD_STATE_FILE, STATE_FILE, StateError, check_state_file, load_state, older_state_message, save_state
+from ..errors import RunError
 
 FINISHED_MARKER = "metrics.json"
 IN_MEMORY = "(in-memory Generator)"  # config.yaml's generator entry when a module was passed in
 
 
-class AdaptError(RuntimeError):
+class AdaptError(RunError):
     """A run that cannot start or cannot go on; the message says why and what to do."""
 
 

@@ -13,6 +13,7 @@ from typing import Callable, Iterable, Sequence
 import torch
 
 from ..generators.stylegan2 import Generator
+from ..errors import ConfigError
 
 LAYER_GROUPS = ("adaptive", "all", "texture", "shape", "no-fine")
 SCOPES = ("full", "conv", "affine")
@@ -23,7 +24,7 @@ SCOPE_HELP = {
 }
 
 
-class LayerSpecError(ValueError):
+class LayerSpecError(ConfigError):
     pass
 
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .._io import atomic_path, tensors_sha256
+from ..errors import RunError
 
 if TYPE_CHECKING:
     from .engine import Adapter
@@ -45,7 +46,7 @@ RESUMABLE_CHANGES = frozenset({"device", "save_every", "sample_every", "n_sample
 _TAGS = ("__tensor__", "__tuple__", "__dict__")
 
 
-class StateError(ValueError):
+class StateError(RunError, ValueError):
     """A state file that cannot be resumed; the message is one line."""
 
 

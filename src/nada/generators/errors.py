@@ -1,14 +1,6 @@
-"""Exceptions raised while finding, downloading and reading generator checkpoints."""
+"""Exceptions raised while finding, downloading and reading generator checkpoints (defined in :mod:`nada.errors`)."""
 from __future__ import annotations
 
+from ..errors import CheckpointError, UnsafePickleError
 
-class CheckpointError(Exception):
-    """A checkpoint could not be found, fetched or understood.
-
-    The message is always a single line (path or name, what was expected, what was found)
-    so the command line can print it as is.
-    """
-
-
-class UnsafePickleError(CheckpointError):
-    """A pickle asked for a global outside the allow-list; nothing from it was run."""
+__all__ = ["CheckpointError", "UnsafePickleError"]

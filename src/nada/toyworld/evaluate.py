@@ -17,12 +17,13 @@ import numpy as np
 import torch
 
 from .renderer import COLOURS, SHAPES, STYLES, render, sample_scenes
+from ..errors import NadaError
 
 LABELS = {"style": STYLES, "shape": SHAPES, "colour": COLOURS}
 _ALIASES = {"color": "colour"}
 
 
-class EvaluateError(ValueError):
+class EvaluateError(NadaError, ValueError):
     pass
 
 
