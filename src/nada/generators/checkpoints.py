@@ -78,8 +78,8 @@ def load_generator(path_or_name: str | os.PathLike, device: str | torch.device =
         G = read_generator_file(path)
     elif path.exists():
         raise CheckpointError(f"{text}: expected {_EXPECTED}; found a directory or special file")
-    elif text in registry.BUILTINS:
-        G = registry.BUILTINS[text]()
+    elif (loader := registry.builtin_loader(text)) is not None:
+        G = loader()
     elif text in registry.PRETRAINED:
         G = read_generator_file(registry.fetch_pretrained(text, progress=progress))
     elif _looks_like_path(text):

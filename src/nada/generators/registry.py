@@ -1,7 +1,7 @@
 """Names a user can pass instead of a path: built-in generators and NVIDIA's published checkpoints.
 
-* ``BUILTINS``: name -> function returning a ready :class:`Generator` (no file involved).
-  Other parts of the package add theirs with :func:`register_builtin`.
+* ``BUILTINS``: name -> function returning a ready :class:`Generator` (no file involved);
+  plug-ins add theirs through :mod:`nada.plugins` (the built-in world's ``toy``).
 * ``PRETRAINED``: name -> :class:`PretrainedCheckpoint`, downloaded on first use into
   :func:`nada.generators.download.cache_dir` as ``<name><suffix>``.
 
@@ -91,33 +91,22 @@ def build_tiny_generator(seed: int = 0) -> Generator:
     return G.eval()
 
 
-def load_toy_generator() -> Generator:
-    """The built-in world's base generator (64 px, trained on photo-style renders), shipped in the package."""
-    from ..toyworld.assets import GENERATOR_PATH
-    from .checkpoints import read_generator_file
-
-    return read_generator_file(GENERATOR_PATH).eval()
-
-
 BUILTINS: dict[str, Callable[[], Generator]] = {
     "tiny": build_tiny_generator,
-    "toy": load_toy_generator,
 }
 
 
-def register_builtin(name: str, loader: Callable[[], Generator]) -> None:
-    """Make ``name`` resolve to ``loader()`` (e.g. the trained toy-world generator)."""
-    if name in PRETRAINED:
-        raise ValueError(f"{name!r} already names a pretrained checkpoint")
-    BUILTINS[name] = loader
+def builtin_loader(name: str) -> Callable[[], Generator] | None:
+    """The loader of a built-in generator name: ``tiny``, or one a plug-in registers (``toy``)."""
+    from .. import plugins
+
+    return BUILTINS.get(name) or plugins.generator_loader(name)
 
 
 def known_names() -> list[str]:
-    return sorted(BUILTINS) + sorted(PRETRAINED)
+    from .. import plugins
 
-
-def is_known_name(name: str) -> bool:
-    return name in BUILTINS or name in PRETRAINED
+    return sorted(set(BUILTINS) | set(plugins.generator_names())) + sorted(PRETRAINED)
 
 
 def fetch_pretrained(name: str, progress: bool = True) -> Path:

@@ -52,16 +52,15 @@ MAX_IMAGE_SIDE = 4096
 
 
 def resolve_clip_name(name: str) -> str:
-    """Map a reference-style alias (``ViT-B/32``) to its hub id and a built-in name
-    (``toyworld-clip-p16``) to its directory inside the package; other names pass through."""
+    """Map a reference-style alias (``ViT-B/32``) to its hub id and a name a plug-in registered
+    (the built-in world's ``toyworld-clip-p16``) to its directory; other names pass through."""
     name = name.strip()
     if name in CLIP_ALIASES:
         return CLIP_ALIASES[name]
-    from ..toyworld.assets import BUILTIN_CLIPS
+    from .. import plugins
 
-    if name in BUILTIN_CLIPS:
-        return str(BUILTIN_CLIPS[name])
-    return name
+    path = plugins.clip_path(name)
+    return str(path) if path is not None else name
 
 
 def hub_offline() -> bool:
@@ -555,10 +554,11 @@ def _locate(name: str) -> tuple[str, str]:
             f"CLIP '{name}' is one of OpenAI's ResNet CLIPs, which transformers.CLIPModel cannot represent; "
             f"use a ViT CLIP ({', '.join(CLIP_ALIASES)})"
         )
-    from ..toyworld.assets import BUILTIN_CLIPS
+    from .. import plugins
 
-    if name in BUILTIN_CLIPS:
-        return "dir", str(BUILTIN_CLIPS[name])
+    registered = plugins.clip_path(name)
+    if registered is not None:
+        return ("dir" if registered.is_dir() else "file"), str(registered)
     path = Path(name).expanduser()
     if path.is_dir():
         return "dir", str(path)
