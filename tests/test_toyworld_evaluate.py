@@ -116,3 +116,18 @@ def test_cli_evaluate_takes_another_judge(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == shipped
     assert main(args + ["--judge", str(tmp_path / "none")]) != 0
     assert "no judge in" in capsys.readouterr().err
+
+
+def test_toyworld_train_is_part_of_the_one_cli(tmp_path, capsys):
+    from PIL import Image
+
+    from nada.cli import main
+
+    out = tmp_path / "sheet.png"
+    assert main(["toyworld", "train", "sheet", "--out", str(out), "--columns", "2", "--upscale", "1"]) == 0
+    width, height = Image.open(out).size  # five rows of styles, two columns of scenes (plus grid padding)
+    assert 128 <= width < 5 * 64 and 320 <= height < 6 * 64 and height > 2 * width
+    with pytest.raises(SystemExit) as info:  # each trainer's own --help passes through
+        main(["toyworld", "train", "judge", "--help"])
+    assert info.value.code == 0 and "nada toyworld train judge" in capsys.readouterr().out
+    assert main(["toyworld", "train", "bogus"]) == 2

@@ -314,7 +314,7 @@ def run_adapt(args: argparse.Namespace) -> int:
 
 
 def add_toyworld_command(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("toyworld", help="the built-in world: evaluate adapted generators with the judge")
+    p = subparsers.add_parser("toyworld", help="the built-in world: judge adapted generators, retrain its models")
     sub = p.add_subparsers(dest="toyworld_command", metavar="COMMAND")
     e = sub.add_parser("evaluate", help="judge an adapted generator against the built-in base generator",
                        description="Compare GENERATOR with the built-in base generator on the same latents, "
@@ -327,10 +327,22 @@ def add_toyworld_command(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--seed", type=_bounded_int(0, MAX_SEED - 1, "a seed"), default=0)
     e.add_argument("--truncation", type=_finite_float, default=1.0, metavar="PSI")
     e.add_argument("--text", help="text for clip_quality (default: a caption made from --expect)")
-    e.add_argument("--judge", metavar="DIR", help="a judge saved by `python -m nada.toyworld.train judge` (default: the shipped one)")
+    e.add_argument("--judge", metavar="DIR", help="a judge saved by `nada toyworld train judge` (default: the shipped one)")
     e.add_argument("--json", action="store_true", help="print the full JSON report")
     e.set_defaults(func=run_toyworld_evaluate)
+    # each trainer parses its own options: `nada toyworld train judge --help`
+    # (no option prefix of its own, so `--help` and every trainer option pass through untouched)
+    t = sub.add_parser("train", add_help=False, prefix_chars="\0", help="retrain the built-in world's models: clip, judge, generator, sheet",
+                       description="nada toyworld train {clip,judge,generator,sheet} [OPTIONS]; see each one's --help")
+    t.add_argument("train_args", nargs=argparse.REMAINDER, metavar="{clip,judge,generator,sheet} ...")
+    t.set_defaults(func=run_toyworld_train)
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), EXIT_USAGE)[1])
+
+
+def run_toyworld_train(args: argparse.Namespace) -> int:
+    from .toyworld.train import main as train_main
+
+    return train_main(args.train_args)
 
 
 def run_toyworld_evaluate(args: argparse.Namespace) -> int:

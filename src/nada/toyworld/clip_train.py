@@ -494,7 +494,7 @@ def _eval_set(n: int, seed: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m nada.toyworld.train clip", description="Train one built-in CLIP.")
+    p = argparse.ArgumentParser(prog="nada toyworld train clip", description="Train one built-in CLIP.")
     p.add_argument("--out", help="model directory to write")
     p.add_argument("--evaluate", metavar="DIR", help="only evaluate a saved model directory (figures go to its training.json)")
     p.add_argument("--stop-at", type=int, default=None, help="stop after this many steps of the --steps schedule")

@@ -11,7 +11,7 @@ scene (shape and colour by argmax over a few z coordinates, the continuous param
 the normal CDF or an angle), and G(z) is pulled towards that scene's render by L1. The
 adversarial loss, R1 and EMA are unchanged; ``--anchor-weight 0`` is the plain GAN.
 
-    python -m nada.toyworld.train generator --out DIR --seed 0
+    nada toyworld train generator --out DIR --seed 0
 """
 from __future__ import annotations
 
@@ -417,7 +417,7 @@ class GanTrainer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m nada.toyworld.train generator", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="nada toyworld train generator", description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--code-pretrain", type=int, default=0, metavar="N",

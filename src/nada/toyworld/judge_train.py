@@ -246,7 +246,7 @@ def train_judge(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m nada.toyworld.train judge", description="Train the built-in judge.")
+    p = argparse.ArgumentParser(prog="nada toyworld train judge", description="Train the built-in judge.")
     p.add_argument("--out", required=True, help="directory for config.json + judge.safetensors")
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--steps", type=int, default=3000)

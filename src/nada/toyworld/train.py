@@ -1,4 +1,5 @@
-"""Recreate the built-in world's shipped models: ``python -m nada.toyworld.train {clip,judge,generator,sheet} ...``.
+"""Recreate the built-in world's shipped models: ``nada toyworld train {clip,judge,generator,sheet} ...``
+(also ``python -m nada.toyworld.train ...``).
 
 Each subcommand's own ``--help`` lists its options; the exact commands used for the shipped
 weights are in docs/toyworld.md. Trainers are imported lazily so one subcommand never pays
@@ -27,7 +28,7 @@ def contact_sheet_main(argv: Sequence[str] | None = None) -> int:
 
     from .renderer import COLOURS, SHAPES, STYLES, Scene, render, sample_scenes
 
-    p = argparse.ArgumentParser(prog="python -m nada.toyworld.train sheet", description=contact_sheet_main.__doc__)
+    p = argparse.ArgumentParser(prog="nada toyworld train sheet", description=contact_sheet_main.__doc__)
     p.add_argument("--out", required=True, help="PNG path")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--columns", type=int, default=12)
