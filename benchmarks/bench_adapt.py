@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from nada._io import atomic_write_text
+from nada.files import atomic_write_text
 
 CASE = r"""
 import json, resource, sys, time, torch

@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/bench_clip.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     out = args.out or Path(__file__).resolve().parent / "results" / f"clip_encode_{device.type}.json"
-    from nada._io import atomic_write_text
+    from nada.files import atomic_write_text
 
     atomic_write_text(out, json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")

@@ -126,7 +126,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # works without an install too
     out = args.out or RESULTS / f"generator_{'cuda' if args.device.startswith('cuda') else 'cpu'}.json"
     cases = []
     for res in args.sizes:
@@ -156,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d"),
         "cases": cases,
     }
-    from nada._io import atomic_write_text
+    from nada.files import atomic_write_text
 
     atomic_write_text(out, json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")

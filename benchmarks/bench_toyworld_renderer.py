@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nada._io import atomic_write_text
+from nada.files import atomic_write_text
 from nada.toyworld.renderer import STYLES, render, sample_scenes
 
 

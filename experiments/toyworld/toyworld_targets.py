@@ -5,7 +5,7 @@ For each case: `nada adapt --source S --target T --out DIR` with every default (
 --json`. Prints one line per case against its thresholds and writes all reports to
 `benchmarks/results/toyworld_targets.json`.
 
-    python benchmarks/toyworld_targets.py [--work DIR] [--cases sketch neon ...] [--threads 2]
+    python experiments/toyworld/toyworld_targets.py [--work DIR] [--cases sketch neon ...] [--threads 2]
         [--figure docs/img/toy_adaptation_targets.png]
 """
 from __future__ import annotations
@@ -19,17 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from nada._io import atomic_write_text
+from nada.files import atomic_write_text
 
-# name: (source, target, expectations, thresholds: target_rate and the preserved labels)
-CASES = {
-    "sketch": ("photo", "sketch", ["style=sketch"], {"target_rate": 0.90, "shape": 0.90, "colour": 0.90, "position_shift_px": 3.0}),
-    "pixel art": ("photo", "pixel art", ["style=pixel art"], {"target_rate": 0.80, "shape": 0.80, "colour": 0.80}),
-    "neon": ("photo", "neon", ["style=neon"], {"target_rate": 0.80, "shape": 0.80, "colour": 0.80}),
-    "watercolor": ("photo", "watercolor", ["style=watercolor"], {"target_rate": 0.80, "shape": 0.80, "colour": 0.80}),
-    "circle->square": ("a photo of a circle", "a photo of a square", ["shape=square"], {"target_rate": 0.70, "colour": 0.80}),
-    "red->blue": ("red", "blue", ["colour=blue"], {"target_rate": 0.70, "shape": 0.80}),
-}
+from nada.toyworld.targets import CASES
+from nada.toyworld.targets import passed as meets
 
 
 def _slug(name: str) -> str:
@@ -55,7 +48,7 @@ def run_case(name: str, work: Path, env: dict, adapt_args: list[str] = (), judge
         cmd += ["--judge", judge]
     report = json.loads(subprocess.run(cmd, check=True, env=env, capture_output=True, text=True).stdout)
     got = {"target_rate": report["target_rate"], "position_shift_px": report["position_shift_px"], **report["preserved"]}
-    passed = {k: (got[k] <= v if k == "position_shift_px" else got[k] >= v) for k, v in want.items()}
+    passed = meets(name, got)
     metrics = json.loads((out / "metrics.json").read_text())
     return {"case": name, "source": source, "target": target, "expect": expect, "adapt_wall_s": wall,
             "steps": metrics["steps"], "stopped_early": metrics["stopped_early"],
@@ -96,7 +89,7 @@ def main() -> int:
     p.add_argument("--work", type=Path, default=None, help="where the runs go (default: a temporary folder)")
     p.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     p.add_argument("--threads", type=int, default=None, help="OMP threads for the runs (default: torch's)")
-    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "toyworld_targets.json")
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "toyworld_targets.json")
     p.add_argument("--figure", type=Path, default=None, help="also stack the runs' final.png into one picture")
     p.add_argument("--figure-only", action="store_true", help="with --work and --figure: only redraw the picture")
     p.add_argument("--judge", default=None, help="judge directory for the evaluation (default: the shipped judge)")

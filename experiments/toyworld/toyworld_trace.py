@@ -9,7 +9,7 @@ label, and the share CLIP reads as the target (`Guidance.target_margin` > 0, the
 (`clip_kept_*`) and how far the embeddings moved since the last check (`clip_drift`, 1 - cos).
 One JSON line per check goes to stdout and, at the end, to --out.
 
-    python benchmarks/toyworld_trace.py --case sketch --out trace.json
+    python experiments/toyworld/toyworld_trace.py --case sketch --out trace.json
 """
 from __future__ import annotations
 
@@ -21,8 +21,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from toyworld_targets import CASES  # noqa: E402
+from nada.toyworld.targets import CASES
 
 
 def main() -> int:
@@ -36,7 +35,7 @@ def main() -> int:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
-    from nada._io import atomic_write_text
+    from nada.files import atomic_write_text
     from nada.adapt.engine import Adapter, make_config
     from nada.toyworld.evaluate import judge_verdict, parse_expectations
     from nada.toyworld.judge import load_judge

@@ -14,7 +14,7 @@ neon renders; how well the bare text direction and per-scene texts ("neon of a r
 neon); and, per vision layer, the structure loss (token self-similarity) between a photo and
 its neon render against that between two photos whose shapes differ.
 
-    python benchmarks/toyworld_neon_shapes.py --out benchmarks/results/toyworld_neon_shapes.json \
+    python experiments/toyworld/toyworld_neon_shapes.py --out benchmarks/results/toyworld_neon_shapes.json \
         --figure docs/img/toy_neon_shapes.png
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
 
     import nada
-    from nada._io import atomic_write_text
+    from nada.files import atomic_write_text
     from nada.toyworld.assets import builtin_clip_paths
     from nada.toyworld.captions import zero_shot_prompts
     from nada.toyworld.evaluate import generate

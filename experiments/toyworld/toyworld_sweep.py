@@ -2,12 +2,12 @@
 
 Each (case, option set) runs `nada.adapt` in memory (seed 0, the built-in generator and
 CLIPs, the preset filled in for options left out) and `nada.toyworld.evaluate` on n=256
-latents, seed 0: the figures `benchmarks/toyworld_targets.py` reports through the CLI. Used
+latents, seed 0: the figures `experiments/toyworld/toyworld_targets.py` reports through the CLI. Used
 to choose the built-in preset; one JSON line per run is appended to --out as it finishes, so
 a sweep that is stopped keeps what it measured.
 
-    python benchmarks/toyworld_sweep.py --cases sketch neon --grid '[{}, {"lr": 0.005}]' --out sweep.jsonl
-    python benchmarks/toyworld_sweep.py --cases sketch --grid grid.json --device cuda
+    python experiments/toyworld/toyworld_sweep.py --cases sketch neon --grid '[{}, {"lr": 0.005}]' --out sweep.jsonl
+    python experiments/toyworld/toyworld_sweep.py --cases sketch --grid grid.json --device cuda
 """
 from __future__ import annotations
 
@@ -19,8 +19,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from toyworld_targets import CASES  # noqa: E402
+from nada.toyworld.targets import CASES
 
 
 def passed(got: dict, want: dict) -> dict:

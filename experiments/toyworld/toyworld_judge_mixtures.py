@@ -5,7 +5,7 @@ and on the same renders mixed with their scene in another style (`judge_train.bl
 share kept U(0.2, 0.8)): shape, colour and position (still exact), and `style_dominant`, the
 share read as the style that dominates the mixture where one does (share outside 0.4-0.6).
 
-    python benchmarks/toyworld_judge_mixtures.py --judges shipped DIR1 DIR2 --out mixtures.json
+    python experiments/toyworld/toyworld_judge_mixtures.py --judges shipped DIR1 DIR2 --out mixtures.json
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def main() -> int:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
-    from nada._io import atomic_write_text
+    from nada.files import atomic_write_text
     from nada.toyworld.judge import load_judge
     from nada.toyworld.judge_train import evaluate, evaluate_mixtures, mix_styles, render_labelled_pool
     from nada.toyworld.renderer import sample_scenes

@@ -7,8 +7,8 @@ the photos (a model that shortcuts calls a dim photo neon or pixel art and a pal
 watercolor or sketch), each model's style accuracy over all styles, and the judge's shape and
 colour accuracy. Last, what both read on pixel art rendered with 1-px blocks, i.e. without blocks.
 
-    python benchmarks/toyworld_shortcuts.py --out benchmarks/results/toyworld_shortcuts.json
-    python benchmarks/toyworld_shortcuts.py --judge runs/judge-tone --clip runs/clip-p16-7 runs/clip-p8-7
+    python experiments/toyworld/toyworld_shortcuts.py --out benchmarks/results/toyworld_shortcuts.json
+    python experiments/toyworld/toyworld_shortcuts.py --judge runs/judge-tone --clip runs/clip-p16-7 runs/clip-p8-7
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def main() -> int:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
-    from nada._io import atomic_write_text
+    from nada.files import atomic_write_text
     from nada.guidance.clip import load_clip
     from nada.guidance.directions import domain_text_embedding
     from nada.toyworld import augment as aug
