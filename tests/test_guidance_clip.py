@@ -163,7 +163,7 @@ def test_missing_hub_model_offline_gives_one_clear_error(tmp_path):
         load_clip("ViT-B/32", cache_dir=tmp_path / "empty-cache")
     msg = str(err.value)
     assert "openai/clip-vit-base-patch32" in msg and "(ViT-B/32)" in msg
-    assert "HF_HUB_OFFLINE=1" in msg
+    assert "offline mode (NADA_OFFLINE or HF_HUB_OFFLINE)" in msg
     assert "hf download openai/clip-vit-base-patch32" in msg and "huggingface-cli download" in msg
     assert "\n" not in msg
 

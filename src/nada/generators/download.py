@@ -17,20 +17,16 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .._io import atomic_path
+from ..network import offline
 from .errors import CheckpointError
 
 CHUNK_BYTES = 1 << 20
-_TRUE = ("1", "true", "yes", "on")
 
 
 def cache_dir() -> Path:
     """``$NADA_CACHE``, or ``~/.cache/nada``."""
     env = os.environ.get("NADA_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "nada"
-
-
-def offline() -> bool:
-    return os.environ.get("NADA_OFFLINE", "").strip().lower() in _TRUE
 
 
 def sha256_of(path: str | os.PathLike) -> str:
@@ -45,7 +41,7 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None,
              progress: bool = True, timeout: float = 30.0) -> Path:
     """Download ``url`` to ``dest`` atomically; return ``dest``.
 
-    Raises CheckpointError (naming the URL and ``dest``) when offline (``NADA_OFFLINE=1``), on
+    Raises CheckpointError (naming the URL and ``dest``) when offline (:func:`nada.network.offline`), on
     any network or HTTP failure, on a short read, or on a checksum mismatch.
     """
     dest = Path(dest)

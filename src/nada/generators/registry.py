@@ -34,9 +34,8 @@ class PretrainedCheckpoint:
     url: str
     resolution: int
     format: str  # "nvidia-pkl" (PyTorch persistence pickle) or "tf-pkl" (TensorFlow StyleGAN2 pickle)
-    description: str
+    description: str  # what the model draws, for people reading this table
     sha256: str | None = None  # verified after download when known
-    content_size: tuple[int, int] | None = None  # (width, height) of the meaningful area when not the full square
 
     @property
     def suffix(self) -> str:
@@ -50,8 +49,8 @@ def _ngc(name: str, file: str, res: int, what: str) -> PretrainedCheckpoint:
     return PretrainedCheckpoint(name, f"{_NGC}/{file}", res, "nvidia-pkl", what)
 
 
-def _tf(name: str, file: str, res: int, what: str, content: tuple[int, int] | None = None) -> PretrainedCheckpoint:
-    return PretrainedCheckpoint(name, f"{_TF}/{file}", res, "tf-pkl", what, content_size=content)
+def _tf(name: str, file: str, res: int, what: str) -> PretrainedCheckpoint:
+    return PretrainedCheckpoint(name, f"{_TF}/{file}", res, "tf-pkl", what)
 
 
 PRETRAINED: dict[str, PretrainedCheckpoint] = {c.name: c for c in [
@@ -69,7 +68,7 @@ PRETRAINED: dict[str, PretrainedCheckpoint] = {c.name: c for c in [
     _ngc("brecahad-512", "stylegan2-brecahad-512x512.pkl", 512, "BreCaHAD histology"),
     _ngc("celebahq-256", "stylegan2-celebahq-256x256.pkl", 256, "CelebA-HQ faces"),
     _ngc("lsundog-256", "stylegan2-lsundog-256x256.pkl", 256, "LSUN dogs"),
-    _tf("lsuncar", "stylegan2-car-config-f.pkl", 512, "LSUN cars (512x384 content in a 512x512 frame)", (512, 384)),
+    _tf("lsuncar", "stylegan2-car-config-f.pkl", 512, "LSUN cars (512x384 content in a 512x512 frame)"),
     _tf("church-256", "stylegan2-church-config-f.pkl", 256, "LSUN churches"),
     _tf("horse-256", "stylegan2-horse-config-f.pkl", 256, "LSUN horses"),
     _tf("cat-256", "stylegan2-cat-config-f.pkl", 256, "LSUN cats"),

@@ -64,20 +64,11 @@ def resolve_clip_name(name: str) -> str:
 
 
 def hub_offline() -> bool:
-    """True when the Hugging Face hub must not be contacted.
+    """True when the Hugging Face hub must not be contacted (:func:`nada.network.hub_offline`:
+    ``NADA_OFFLINE`` or the hub's own switches)."""
+    from ..network import hub_offline as offline
 
-    Read from the environment at call time as well, because ``huggingface_hub`` reads
-    ``HF_HUB_OFFLINE`` only once, at import.
-    """
-    truthy = {"1", "true", "yes", "on"}
-    if any(os.environ.get(v, "").strip().lower() in truthy for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
-        return True
-    try:
-        from huggingface_hub import constants
-
-        return bool(constants.HF_HUB_OFFLINE)
-    except Exception:  # pragma: no cover - very old huggingface_hub
-        return False
+    return offline()
 
 
 @dataclass(frozen=True)
@@ -390,7 +381,7 @@ def _looks_like_path(name: str) -> bool:
 
 
 def _missing_model_message(name: str, repo: str, offline: bool, reason: str) -> str:
-    where = "is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading it" if offline else (
+    where = "is not in the local Hugging Face cache and offline mode (NADA_OFFLINE or HF_HUB_OFFLINE) forbids downloading it" if offline else (
         "is not in the local Hugging Face cache and could not be downloaded"
     )
     alias = f" ({name})" if name != repo else ""

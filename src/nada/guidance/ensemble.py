@@ -10,7 +10,7 @@ from .errors import GuidanceError
 if TYPE_CHECKING:  # torch stays unimported for config code that only parses specs
     import torch
 
-__all__ = ["ClipEnsemble", "format_clip_spec", "parse_clip_spec"]
+__all__ = ["ClipEnsemble", "parse_clip_spec"]
 
 
 def parse_clip_spec(spec: str) -> tuple[str, float]:
@@ -34,10 +34,6 @@ def parse_clip_spec(spec: str) -> tuple[str, float]:
     if not math.isfinite(weight) or weight <= 0:
         raise GuidanceError(f"CLIP spec {spec!r}: the weight must be a positive number, got {weight}")
     return name, weight
-
-
-def format_clip_spec(name: str, weight: float) -> str:
-    return f"{name}:{weight:g}"
 
 
 class ClipEnsemble:

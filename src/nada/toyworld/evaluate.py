@@ -10,7 +10,6 @@ metrics computed with the built-in CLIPs (which the judge never shares anything 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -70,12 +69,6 @@ def target_caption(expect: Mapping[str, str]) -> str:
     from .captions import compose
 
     return compose(expect.get("style"), expect.get("shape"), expect.get("colour"))
-
-
-@dataclass
-class Samples:
-    images: torch.Tensor
-    labels: dict[str, torch.Tensor]
 
 
 @torch.no_grad()
