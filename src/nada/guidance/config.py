@@ -13,160 +13,112 @@ import math
 import os
 import types
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write_text
+from ..options import check_fields, option
 from .ensemble import parse_clip_spec
 from .errors import GuidanceError
-from .templates import check_templates
+from .terms import TERMS
+from .terms._checks import count_check, groups_check, group_words as _group_words, templates_check, text_check
 
-__all__ = ["CLIP_DTYPES", "GuidanceConfig", "LOSS_TERMS"]
+__all__ = ["CLIP_DTYPES", "DEFAULT_CLIPS", "GuidanceConfig", "LOSS_TERMS", "TERMS"]
 
-# loss term name -> the config field holding its weight
-LOSS_TERMS = {
-    "direction": "lambda_direction",
-    "global": "lambda_global",
-    "patch": "lambda_patch",
-    "angle": "lambda_angle",
-    "manifold": "lambda_manifold",
-    "texture": "lambda_texture",
-    "structure": "lambda_structure",
-    "l2": "lambda_l2",
-    "perceptual": "lambda_perceptual",
-    "keep": "lambda_keep",
-}
+# The paper's pair: the CLIPs of a run when neither the generator's preset nor the user names any.
+DEFAULT_CLIPS = ("ViT-B/32", "ViT-B/16")
+
+# loss term name -> the config field holding its weight, in the terms' declared order
+LOSS_TERMS = {name: term.weight_field for name, term in TERMS.items()}
 
 CLIP_DTYPES = ("float32", "float16", "bfloat16")
 
 # Sizes beyond these are typing mistakes, refused before anything loads.
-MAX_COUNT = 4096  # source_samples, patch_count
 MAX_AUGMENT = 1024  # clip_augment views per image
 MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds; small offsets are added to it
 
 
-@dataclass
-class GuidanceConfig:
-    # CLIP models, "NAME[:WEIGHT]" (hub id, alias such as ViT-B/32, or directory); weights are relative
-    clip: list[str] = field(default_factory=lambda: ["ViT-B/32"])
-    clip_dtype: str = "float32"  # float16 only on CUDA
+def _clip_check(name: str, v: Any) -> str | None:
+    if not v:
+        return "at least one CLIP model is needed (clip: [NAME[:WEIGHT], ...])"
+    for spec in v:
+        parse_clip_spec(spec)
+    return None
 
-    # what to move from and to
-    source_text: str | None = "photo"
-    target_text: str | None = None
-    target_image_dir: str | None = None  # a folder of target-style images instead of target_text
-    auto_source: bool = False  # pick the source text from source_candidates (+ source_text) by CLIP
-    source_candidates: list[str] = field(default_factory=list)
-    source_samples: int = 16  # frozen-generator samples for auto source and image-folder directions
-    use_templates: bool = True
-    templates: list[str] | None = None  # None: the built-in ImageNet-style set
 
-    # loss weights (0 switches a term off)
-    lambda_direction: float = 1.0
-    lambda_global: float = 0.0
-    lambda_patch: float = 0.0
-    lambda_angle: float = 0.0
-    lambda_manifold: float = 0.0
-    lambda_texture: float = 0.0
-    lambda_structure: float = 0.0  # CLIP token self-similarity kept from the frozen image
-    lambda_l2: float = 0.0
-    lambda_perceptual: float = 0.0  # needs a perceptual network passed to Guidance
-    lambda_keep: float = 0.0  # attribute keeping: needs keep groups
-    learned_weights: bool = False  # exp(-s_i) L_i + s_i, s_i learned; lambdas give the initial weights
+def _dtype_check(name: str, v: Any) -> str | None:
+    return None if v in CLIP_DTYPES else f"{name} must be one of {CLIP_DTYPES}, got {v!r}"
 
-    # against fooling: N augmented views per image, embeddings averaged (0 = off)
-    clip_augment: int = 0
 
-    # patch directional loss
-    patch_count: int = 4  # patches per image
-    patch_size: float = 0.5  # patch side as a fraction of the image side
-    part_templates: list[str] | None = None  # None: the built-in part templates
+def _augment_check(name: str, v: Any) -> str | None:
+    if v < 0:
+        return f"{name} must be >= 0 (0 = off), got {v}"
+    if v > MAX_AUGMENT:
+        return f"{name} must be at most {MAX_AUGMENT} views, got {v}"
+    return None
 
-    # texture loss
-    style_images: str | None = None  # image file or folder; default: target_image_dir
-    texture_layers: list[int] | None = None  # vision hidden-state indices; None: middle and last layer
 
-    # structure loss
-    structure_layers: list[int] | None = None  # vision hidden-state indices; None: the middle layer
+def _seed_check(name: str, v: Any) -> str | None:
+    return None if 0 <= v <= MAX_SEED else f"{name} must be an integer from 0 to 2**63-1, got {v}"
 
-    # attribute keeping: each group is "a,b,c", alternatives of one attribute (e.g. shapes).
-    # CLIP's zero-shot choice among them must stay what it was for the frozen image. A group
-    # that names a word of the source or target text is skipped: that attribute is the change.
-    keep: list[str] = field(default_factory=list)
 
-    # per-sample source: groups of alternatives, "a,b,c". A group applies when the source text
-    # names one of its words and the target text does not (that attribute is the change); each
-    # image's source text then takes the alternative CLIP reads in its frozen twin, so
-    # "circle" -> "square" also turns stars into squares along star -> square, instead of
-    # pushing every image along circle -> square. Groups that do not apply are ignored.
-    source_group: list[str] = field(default_factory=list)
+# (name, type, option): the options every run has, before and after the loss terms' own
+_HEAD: list[tuple[str, Any, Any]] = [
+    ("clip", list[str], option(
+        list(DEFAULT_CLIPS), check=_clip_check,
+        help="CLIP model NAME[:WEIGHT] (hub id, ViT-B/32-style alias, directory or plug-in name); repeat for an ensemble",
+        default_text=f"the generator preset's CLIPs, else {' and '.join(DEFAULT_CLIPS)}")),
+    ("clip_dtype", str, option("float32", help="float32, or float16/bfloat16 on CUDA", check=_dtype_check)),
+    ("source_text", str | None, option("photo", flag="source", check=text_check,
+                                       help="text describing the generator's current domain, e.g. 'photo'")),
+    ("target_text", str | None, option(None, flag="target", check=text_check,
+                                       help="text describing the domain to reach, e.g. 'sketch'")),
+    ("target_image_dir", str | None, option(None, flag="target-images", check=text_check,
+                                            help="folder of target-style images, instead of --target")),
+    ("auto_source", bool, option(False, help="pick the source text that CLIP finds closest to the generator's samples "
+                                             "(from source_candidates and source_text)")),
+    ("source_candidates", list[str], option([], help="candidate source texts for --auto-source; repeatable")),
+    ("source_samples", int, option(16, check=count_check,
+                                   help="frozen-generator samples used by --auto-source and --target-images")),
+    ("use_templates", bool, option(True, help="embed texts through the ImageNet-style prompt templates")),
+    ("templates", list[str] | None, option(None, check=templates_check, default_text="the built-in ImageNet-style set",
+                                           help="a custom prompt template containing {}; repeatable")),
+]
+_AFTER_WEIGHTS: list[tuple[str, Any, Any]] = [
+    ("learned_weights", bool, option(False, help="learn the loss weights by log-variance weighting "
+                                                 "(exp(-s_i) L_i + s_i; the lambdas give the initial weights)")),
+    ("clip_augment", int, option(0, check=_augment_check,
+                                 help="augmented views per image before CLIP encoding, against fooling (0 = off)")),
+]
+_TAIL: list[tuple[str, Any, Any]] = [
+    # per-sample source: a group applies when the source text names one of its words and the target
+    # text does not; each image's source text then takes the alternative CLIP reads in its frozen twin
+    ("source_group", list[str], option(
+        [], check=groups_check("a source_group"),
+        help="alternatives of what the source names, e.g. 'circle,square,triangle,star': each sample's source "
+             "becomes the one CLIP reads in it; repeatable")),
+    ("seed", int, option(0, cli=False, check=_seed_check,
+                         help="seed of augmentation and patch sampling (a run sets it to its own seed)")),
+]
 
-    seed: int = 0  # augmentation and patch sampling
+
+class _GuidanceConfigMethods:
+    """Methods of :class:`GuidanceConfig`; its fields are the core options plus every loss term's."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.clip, str):
-            self.clip = [self.clip]
-        if isinstance(self.source_candidates, str):
-            self.source_candidates = [self.source_candidates]
-        if isinstance(self.keep, str):
-            self.keep = [self.keep]
-        if isinstance(self.source_group, str):
-            self.source_group = [self.source_group]
+        for name in ("clip", "source_candidates", "keep", "source_group"):
+            if isinstance(getattr(self, name, None), str):
+                setattr(self, name, [getattr(self, name)])
         _check_types(self)
         self._check_values()
 
     # -- checks ---------------------------------------------------------------------------
     def _check_values(self) -> None:
-        if not self.clip:
-            raise GuidanceError("guidance config: at least one CLIP model is needed (clip: [NAME[:WEIGHT], ...])")
-        for spec in self.clip:
-            parse_clip_spec(spec)
-        if self.clip_dtype not in CLIP_DTYPES:
-            raise GuidanceError(f"guidance config: clip_dtype must be one of {CLIP_DTYPES}, got {self.clip_dtype!r}")
-        for name, fname in LOSS_TERMS.items():
-            v = getattr(self, fname)
-            if not math.isfinite(v) or v < 0:
-                raise GuidanceError(f"guidance config: {fname} must be a finite number >= 0, got {v}")
+        message = check_fields(self)
+        if message:
+            raise GuidanceError(f"guidance config: {message}")
         if all(getattr(self, f) == 0 for f in LOSS_TERMS.values()):
             raise GuidanceError("guidance config: every loss weight is 0; set lambda_direction (or another) above 0")
-        for fname in ("source_samples", "patch_count"):
-            if getattr(self, fname) < 1:
-                raise GuidanceError(f"guidance config: {fname} must be at least 1, got {getattr(self, fname)}")
-            if getattr(self, fname) > MAX_COUNT:
-                raise GuidanceError(f"guidance config: {fname} must be at most {MAX_COUNT}, got {getattr(self, fname)}")
-        if self.clip_augment < 0:
-            raise GuidanceError(f"guidance config: clip_augment must be >= 0 (0 = off), got {self.clip_augment}")
-        if self.clip_augment > MAX_AUGMENT:
-            raise GuidanceError(f"guidance config: clip_augment must be at most {MAX_AUGMENT} views, got {self.clip_augment}")
-        if not (math.isfinite(self.patch_size) and 0.0 < self.patch_size <= 1.0):
-            raise GuidanceError(f"guidance config: patch_size must be in (0, 1], got {self.patch_size}")
-        if not 0 <= self.seed <= MAX_SEED:
-            raise GuidanceError(f"guidance config: seed must be an integer from 0 to 2**63-1, got {self.seed}")
-        for fname in ("texture_layers", "structure_layers"):
-            layers = getattr(self, fname)
-            if layers is not None and any(abs(i) > 10_000 for i in layers):
-                raise GuidanceError(f"guidance config: {fname} must be hidden-state indices, got {layers}")
-        if self.templates is not None:
-            check_templates(self.templates)
-        if self.part_templates is not None:
-            check_templates(self.part_templates)
-        for group in self.keep:
-            words = _group_words(group)
-            if len(words) < 2 or not all(words) or len(set(words)) != len(words):
-                raise GuidanceError(
-                    f"guidance config: a keep group lists two or more distinct alternatives, comma-separated "
-                    f"(e.g. 'circle,square,triangle'), got {group!r}")
-        for group in self.source_group:
-            words = _group_words(group)
-            if len(words) < 2 or not all(words) or len(set(words)) != len(words):
-                raise GuidanceError(
-                    f"guidance config: a source_group lists two or more distinct alternatives, comma-separated "
-                    f"(e.g. 'circle,square,triangle'), got {group!r}")
-        for fname in ("source_text", "target_text", "target_image_dir", "style_images"):
-            v = getattr(self, fname)
-            if v is not None and not v.strip():
-                raise GuidanceError(f"guidance config: {fname} is empty; leave it unset (null) instead")
 
     def keep_groups(self) -> list[list[str]]:
         """The keep groups as lists of alternatives."""
@@ -186,10 +138,10 @@ class GuidanceConfig:
             raise GuidanceError("guidance config: auto_source needs source_candidates to choose from")
         if not self.auto_source and self.target_text is not None and self.source_text is None:
             raise GuidanceError("guidance config: a target text needs a source_text (or auto_source with candidates)")
-        if self.lambda_keep > 0 and not self.keep:
-            raise GuidanceError("guidance config: lambda_keep > 0 needs keep groups, e.g. keep: ['circle,square,triangle']")
-        if self.lambda_texture > 0 and self.style_images is None and self.target_image_dir is None:
-            raise GuidanceError("guidance config: lambda_texture > 0 needs style_images (or target_image_dir)")
+        for name in self.active_terms():
+            message = TERMS[name].check_ready(self)
+            if message:
+                raise GuidanceError(f"guidance config: {message}")
 
     # -- serialisation ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -237,8 +189,23 @@ class GuidanceConfig:
         return cls.from_dict(data if data is not None else {})
 
 
-def _group_words(group: str) -> list[str]:
-    return [w.strip() for w in group.split(",")]
+def _fields() -> list[tuple[str, Any, Any]]:
+    weights = [t.weight_option() for t in TERMS.values()]
+    extra = [(name, typ, f) for t in TERMS.values() for name, (typ, f) in t.options.items()]
+    out = _HEAD + weights + _AFTER_WEIGHTS + extra + _TAIL
+    names = [n for n, _, _ in out]
+    if len(set(names)) != len(names):
+        raise TypeError(f"guidance options must have distinct names, got {names}")
+    return out
+
+
+GuidanceConfig = dataclasses.make_dataclass(
+    "GuidanceConfig", _fields(), bases=(_GuidanceConfigMethods,),
+    namespace={"__module__": __name__, "__doc__": """Everything the guidance layer needs, as one serialisable dataclass.
+
+    Fields: the core options (CLIPs, texts, templates, augmentation, seed) and, for every loss
+    term of :mod:`nada.guidance.terms`, its weight ``lambda_<name>`` and its own options.
+    Defaults, help texts and checks live with each field (:func:`nada.options.option`)."""})
 
 
 def _format_of(path: Path) -> str:

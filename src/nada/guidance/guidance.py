@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn as nn
 
 from . import losses as L
-from .augment import DifferentiableAugment, average_views, crop_patches, sample_patch_boxes
-from .config import LOSS_TERMS, GuidanceConfig
+from .augment import DifferentiableAugment, average_views
+from .config import LOSS_TERMS, TERMS, GuidanceConfig
 from .directions import (
-    IMAGE_SUFFIXES,
     check_direction,
     domain_text_embedding,
     load_image_folder,
@@ -29,7 +27,9 @@ from .directions import (
 )
 from .ensemble import ClipEnsemble
 from .errors import GuidanceError
-from .templates import IMAGENET_TEMPLATES, PART_TEMPLATES
+from .templates import IMAGENET_TEMPLATES
+from .terms import PrepareContext
+from .terms._base import EMBEDDING, IMAGE
 
 __all__ = ["ClipTarget", "Guidance"]
 
@@ -38,18 +38,27 @@ FrozenSampler = Callable[[int], torch.Tensor]
 
 @dataclass
 class ClipTarget:
-    """What one CLIP model steers towards, computed once by :meth:`Guidance.prepare`."""
+    """What one CLIP model steers towards, computed once by :meth:`Guidance.prepare`.
+
+    The loss terms' own prepared values (``part_directions``, ``style_grams``...) are in
+    ``terms`` and read as attributes; a term that is off leaves its values None.
+    """
 
     direction: torch.Tensor  # (D,) non-zero: target minus source embedding
     target: torch.Tensor  # (D,) unit target embedding (global loss)
     source: torch.Tensor  # (D,) unit source embedding
     source_target_cos: float  # cos(source, target), the angle the angle loss reproduces
-    part_directions: torch.Tensor | None = None  # (K, D) for the patch loss
-    texture_layers: list[int] | None = None
-    style_grams: list[torch.Tensor] | None = None  # (C, C) per texture layer
-    structure_layers: list[int] | None = None
-    keep_alternatives: list[torch.Tensor] | None = None  # (K, D) unit text embeddings per kept group
     source_variants: torch.Tensor | None = None  # (K, D) unit embeddings of the per-sample source texts
+    terms: dict[str, Any] = field(default_factory=dict)  # the terms' prepared values by name
+
+    def __getattr__(self, name: str) -> Any:
+        if name != "terms" and not name.startswith("__"):
+            values = self.__dict__.get("terms", {})
+            if name in values:
+                return values[name]
+            if any(name in t.state for t in TERMS.values()):
+                return None
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
 
 class Guidance:
@@ -75,15 +84,15 @@ class Guidance:
             clips = ClipEnsemble(list(clips) if isinstance(clips, (list, tuple)) else [clips])
         self.clips: ClipEnsemble = clips
         self.device = torch.device(device) if device is not None else clips.models[0].device
-        if config.lambda_perceptual > 0 and perceptual is None:
-            raise GuidanceError("lambda_perceptual > 0 needs a perceptual network: pass perceptual=... to Guidance")
+        self.terms = config.active_terms()
+        for name in self.terms:
+            TERMS[name].setup(self, perceptual=perceptual)
         if isinstance(perceptual, nn.Module):
             perceptual.eval().requires_grad_(False)
         self.perceptual = perceptual
         self.augment = DifferentiableAugment(config.clip_augment) if config.clip_augment > 0 else None
         self._aug_gen = torch.Generator(device=self.device).manual_seed(config.seed)
         self._patch_gen = torch.Generator().manual_seed(config.seed + 1)
-        self.terms = config.active_terms()
         self.weighting: L.LearnedLossWeights | None = None
         if config.learned_weights:
             init = {t: getattr(config, LOSS_TERMS[t]) for t in self.terms}
@@ -139,9 +148,6 @@ class Guidance:
         info["target"] = cfg.target_text if cfg.target_text is not None else cfg.target_image_dir
 
         target_images = load_image_folder(cfg.target_image_dir) if cfg.target_image_dir is not None else None
-        style_images = None
-        if cfg.lambda_texture > 0:
-            style_images = _load_style_images(cfg.style_images) if cfg.style_images is not None else target_images
 
         variants = None
         if cfg.source_group and cfg.target_text is not None and source is not None:
@@ -150,10 +156,12 @@ class Guidance:
             if not used:
                 variants = None  # no group names what changes: one source text for every sample
 
-        self._check_vocabulary(source, variants, (templates if templates is not None else IMAGENET_TEMPLATES) if use_templates else None)
-        keep, skipped = _split_keep_groups(cfg.keep_groups(), [source or "", cfg.target_text or ""])
-        if cfg.keep:
-            info["keep_groups"], info["keep_skipped"] = keep, skipped
+        ctx = PrepareContext(source=source, templates=templates, use_templates=use_templates, samples=samples,
+                             target_images=target_images, info=info)
+        for term in TERMS.values():
+            term.begin(self, ctx)
+        self._check_vocabulary(source, variants, (templates if templates is not None else IMAGENET_TEMPLATES) if use_templates else None, ctx)
+        active = [TERMS[name] for name in self.terms]
 
         targets = []
         for clip in self.clips.models:
@@ -167,36 +175,30 @@ class Guidance:
                 what = f"{clip.name}: target images vs frozen generator samples"
             direction = check_direction(tgt - src, what)
             t = ClipTarget(direction=direction, target=tgt, source=src, source_target_cos=float(tgt @ src))
-            if cfg.lambda_patch > 0:
-                t.part_directions = self._part_directions(clip, source, t)
             if variants is not None:
                 t.source_variants = torch.stack([domain_text_embedding(clip, v, templates, use_templates) for v in variants])
                 for v, e in zip(variants, t.source_variants):
                     check_direction(tgt - e, f"{clip.name}: source {v!r} -> target {cfg.target_text!r}")
-            if cfg.lambda_keep > 0:
-                t.keep_alternatives = [
-                    torch.stack([domain_text_embedding(clip, w, templates, use_templates) for w in group]) for group in keep
-                ]
-            if cfg.lambda_structure > 0:
-                t.structure_layers = self._hidden_layers(clip, cfg.structure_layers, "structure", middle_only=True)
-            if style_images is not None:
-                t.texture_layers = self._texture_layers(clip)
-                t.style_grams = _style_grams(clip, style_images, t.texture_layers)
+            for term in active:  # each term's values for this model, in the terms' order
+                t.terms.update(term.prepare(self, clip, t, ctx))
             targets.append(t)
         self.targets = targets
         info["direction_norm"] = {c.name: float(t.direction.norm()) for c, t in zip(self.clips.models, targets)}
         self.info = info
         return info
 
-    def _check_vocabulary(self, source: str | None, variants: list[str] | None, templates) -> None:
+    def _check_vocabulary(self, source: str | None, variants: list[str] | None, templates, ctx: PrepareContext) -> None:
         """Refuse texts with words a CLIP cannot read; warn about such words in templates.
 
         A word-level tokenizer (the built-in CLIPs') reads an unknown word as one shared
         unknown token: "a sketch of a dog" would steer like "a sketch of a cat".
         """
         cfg = self.config
-        texts = {"source text": [source], "target text": [cfg.target_text], "source group alternative": variants or [],
-                 "keep alternative": [w for g in cfg.keep_groups() for w in g] if cfg.lambda_keep > 0 else []}
+        texts = {"source text": [source], "target text": [cfg.target_text], "source group alternative": variants or []}
+        extra = list(templates or [])
+        for name in self.terms:
+            texts.update(TERMS[name].vocabulary(self, ctx))
+            extra += TERMS[name].template_words(self)
         for clip in self.clips.models:
             for what, items in texts.items():
                 for text in items:
@@ -206,37 +208,10 @@ class Guidance:
                             f"{clip.name} does not know the word(s) {', '.join(map(repr, words))} in the {what} {text!r}: "
                             f"its tokenizer reads them as one unknown token. Use words from its vocabulary"
                             f"{_vocabulary_hint(clip)}, or another CLIP.")
-            parts = cfg.part_templates if cfg.part_templates is not None else PART_TEMPLATES
-            extra = list(templates or []) + (list(parts) if cfg.lambda_patch > 0 else [])
             unknown = list(dict.fromkeys(w for tpl in extra for w in clip.unknown_words(tpl.replace("{}", " "))))
             if unknown:
                 warnings.warn(f"{clip.name} does not know the template word(s) {', '.join(map(repr, unknown))}; "
                               f"they read as one unknown token (set templates or part_templates to ones it knows)", stacklevel=3)
-
-    def _part_directions(self, clip, source: str | None, t: ClipTarget) -> torch.Tensor:
-        cfg = self.config
-        if cfg.target_text is None:
-            return L.unit(t.direction).unsqueeze(0)  # image target: one direction for every patch
-        parts = cfg.part_templates if cfg.part_templates is not None else PART_TEMPLATES
-        dirs = []
-        for tpl in parts:
-            d = domain_text_embedding(clip, cfg.target_text, [tpl]) - domain_text_embedding(clip, source, [tpl])
-            dirs.append(L.unit(check_direction(d, f"{clip.name}: part template {tpl!r}")))
-        return torch.stack(dirs)
-
-    def _texture_layers(self, clip) -> list[int]:
-        return self._hidden_layers(clip, self.config.texture_layers, "texture")
-
-    @staticmethod
-    def _hidden_layers(clip, layers: list[int] | None, what: str, middle_only: bool = False) -> list[int]:
-        """Checked hidden-state indices; None: the middle layer (and the last, unless ``middle_only``)."""
-        n = clip.num_vision_layers
-        if layers is None:
-            layers = [max(1, n // 2)] if middle_only else sorted({max(1, n // 2), n})
-        for i in layers:
-            if not -(n + 1) <= i <= n:
-                raise GuidanceError(f"{clip.name}: {what} layer {i} out of range (hidden states 0..{n})")
-        return list(layers)
 
     # -- per step -------------------------------------------------------------------------------
     def _require_prepared(self) -> list[ClipTarget]:
@@ -284,58 +259,25 @@ class Guidance:
             raise ValueError(
                 f"loss needs two image batches of the same (N, 3, H, W) shape, got {tuple(img_train.shape)} and {tuple(img_frozen.shape)}"
             )
-        cfg = self.config
-        active = set(self.terms)
         terms: dict[str, torch.Tensor] = {}
 
         def add(name: str, value: torch.Tensor, weight: float = 1.0) -> None:
             terms[name] = terms[name] + weight * value if name in terms else weight * value
 
-        if active & {"direction", "global", "angle", "manifold", "keep"}:
+        # Every embedding term reads the same embeddings, under one augmentation draw per step:
+        # per CLIP model, the terms in their order. Then the image terms, each over the models.
+        embedding = [TERMS[n] for n in self.terms if TERMS[n].stage == EMBEDDING]
+        if embedding:
             pairs = self.encode_pair(img_train, img_frozen)
             for clip, (e_tr, e_fr), t, w in zip(self.clips.models, pairs, targets, self.clips.weights):
-                if "direction" in active:
-                    direction = t.direction
-                    if t.source_variants is not None:
-                        direction = L.read_source_direction(e_fr, t.target, t.source_variants, clip.logit_scale)
-                    add("direction", L.directional_loss(e_tr, e_fr, direction), w)
-                if "global" in active:
-                    add("global", L.global_loss(e_tr, t.target), w)
-                if "angle" in active:
-                    add("angle", L.clip_angle_loss(e_tr, e_fr, t.source_target_cos), w)
-                if "manifold" in active:
-                    add("manifold", L.manifold_consistency_loss(e_tr, e_fr), w)
-                if "keep" in active:
-                    groups = t.keep_alternatives or []
-                    value = sum((L.attribute_keep_loss(e_tr, e_fr, a, clip.logit_scale) for a in groups), e_tr.sum() * 0.0)
-                    add("keep", value / max(1, len(groups)), w)
-        if "patch" in active:
-            n, _, h, wd = img_train.shape
-            boxes, side = sample_patch_boxes(n, cfg.patch_count, h, wd, cfg.patch_size, self._patch_gen)
-            p_train, p_frozen = crop_patches(img_train, boxes, side), crop_patches(img_frozen, boxes, side)
-            for clip, t, w in zip(self.clips.models, targets, self.clips.weights):
-                e_tr = clip.encode_images(p_train)
-                with torch.no_grad():
-                    e_fr = clip.encode_images(p_frozen)
-                add("patch", L.patch_directional_loss(e_tr, e_fr, t.part_directions), w)
-        if "texture" in active:
-            for clip, t, w in zip(self.clips.models, targets, self.clips.weights):
-                _, hidden = clip.encode_images_with_hidden(img_train, t.texture_layers)
-                add("texture", L.texture_loss([h[:, 1:] for h in hidden], t.style_grams), w)
-        if "structure" in active:
-            for clip, t, w in zip(self.clips.models, targets, self.clips.weights):
-                _, h_train = clip.encode_images_with_hidden(img_train, t.structure_layers)
-                with torch.no_grad():
-                    _, h_frozen = clip.encode_images_with_hidden(img_frozen, t.structure_layers)
-                add("structure", L.structure_loss([h[:, 1:] for h in h_train], [h[:, 1:] for h in h_frozen]), w)
-        if "l2" in active:
-            add("l2", L.l2_loss(img_train, img_frozen.detach()))
-        if "perceptual" in active:
-            feats_train = _as_list(self.perceptual(img_train))
-            with torch.no_grad():
-                feats_frozen = _as_list(self.perceptual(img_frozen))
-            add("perceptual", L.perceptual_loss(feats_train, feats_frozen))
+                for term in embedding:
+                    add(term.name, term.value(self, clip, e_tr, e_fr, t), w)
+        for name in self.terms:
+            if TERMS[name].stage == IMAGE:
+                for value, w in TERMS[name].values(self, img_train, img_frozen, targets):
+                    add(name, value, w)
 
+        cfg = self.config
         if self.weighting is not None:
             total = self.weighting(terms)
         else:
@@ -402,7 +344,18 @@ def _vocabulary_hint(clip, limit: int = 200) -> str:
     return f" ({', '.join(words)})" if 0 < len(words) <= limit else ""
 
 
-def _split_keep_groups(groups: list[list[str]], texts: list[str]) -> tuple[list[list[str]], list[list[str]]]:
+def hidden_layers(clip, layers: list[int] | None, what: str, middle_only: bool = False) -> list[int]:
+    """Checked hidden-state indices; None: the middle layer (and the last, unless ``middle_only``)."""
+    n = clip.num_vision_layers
+    if layers is None:
+        layers = [max(1, n // 2)] if middle_only else sorted({max(1, n // 2), n})
+    for i in layers:
+        if not -(n + 1) <= i <= n:
+            raise GuidanceError(f"{clip.name}: {what} layer {i} out of range (hidden states 0..{n})")
+    return list(layers)
+
+
+def split_keep_groups(groups: list[list[str]], texts: list[str]) -> tuple[list[list[str]], list[list[str]]]:
     """(kept, skipped): a group is skipped when the source or target text names one of its alternatives."""
     kept = [g for g in groups if not any(_names(w, t) for w in g for t in texts)]
     return kept, [g for g in groups if g not in kept]
@@ -433,33 +386,3 @@ def source_variants(source: str, groups: Sequence[Sequence[str]], target: str) -
         variants = [pattern.sub(w, v) for v in variants for w in alternatives]
         used.append(words)
     return variants, used
-
-
-def _as_list(feats: torch.Tensor | Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    return [feats] if isinstance(feats, torch.Tensor) else list(feats)
-
-
-def _load_style_images(path: str) -> list[torch.Tensor]:
-    from ..imaging import load_image
-
-    p = Path(path)
-    if p.is_dir():
-        return load_image_folder(p)
-    if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
-        try:
-            return [load_image(p)]
-        except OSError as exc:
-            raise GuidanceError(f"cannot read style image '{p}': {exc}") from exc
-    raise GuidanceError(f"style image(s) '{p}' not found (an image file or a folder of images)")
-
-
-@torch.no_grad()
-def _style_grams(clip, images: Sequence[torch.Tensor], layers: Sequence[int]) -> list[torch.Tensor]:
-    """Mean Gram matrix per layer over the style images (class token left out)."""
-    sums: list[torch.Tensor] | None = None
-    for img in images:
-        _, hidden = clip.encode_images_with_hidden(img.unsqueeze(0), layers)
-        grams = [L.gram_matrix(h[:, 1:])[0] for h in hidden]
-        sums = grams if sums is None else [s + g for s, g in zip(sums, grams)]
-    assert sums is not None
-    return [s / len(images) for s in sums]
