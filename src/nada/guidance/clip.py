@@ -278,8 +278,14 @@ class ClipModel:
             raise ValueError(f"{self.name}: expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
         return self.preprocessing(images.to(self.device)).to(self.dtype)
 
-    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) in [-1, 1], any size -> (N, D) unit embeddings; gradients reach ``images``."""
+    def encode_images(self, images: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+        """(N, 3, H, W) in [-1, 1], any size -> (N, D) unit embeddings; gradients reach ``images``.
+
+        ``batch_size`` pushes the images through in pieces of that many (bounded memory; the
+        result is the same as one pass).
+        """
+        if batch_size is not None and len(images) > batch_size:
+            return torch.cat([self.encode_images(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
         out = self.model.get_image_features(pixel_values=self.preprocess(images))
         return F.normalize(_embedding(out).float(), dim=-1)
 

@@ -123,7 +123,7 @@ def select_source_text(
     ensemble = clips if isinstance(clips, ClipEnsemble) else ClipEnsemble([clips])
     scores = dict.fromkeys(candidates, 0.0)
     for clip, weight in ensemble:
-        img = torch.cat([clip.encode_images(images[i : i + 8]) for i in range(0, images.shape[0], 8)])
+        img = clip.encode_images(images, batch_size=8)
         for c in candidates:
             t = domain_text_embedding(clip, c, templates, use_templates)
             scores[c] += weight * float((img @ t).mean())

@@ -85,7 +85,7 @@ def clip_quality_diversity(images: torch.Tensor, text: str, clips: Sequence[Any]
     """Mean cos(E_T(text), E_I(img)) and mean pairwise (1 - cos) between images, averaged over ``clips``."""
     qs, ds = [], []
     for clip in clips:
-        e = torch.cat([clip.encode_images(images[i:i + 64]) for i in range(0, len(images), 64)]).double()
+        e = clip.encode_images(images, batch_size=64).double()
         t = clip.encode_texts([text]).double()[0]
         qs.append(float((e @ t).mean()))
         n = len(e)
