@@ -1,7 +1,8 @@
 """Full training state of an adaptation run, written atomically so a killed run resumes exactly.
 
-Holds the trained generator's synthesis weights (the frozen twin is reloaded from the
-config), optimiser moments, the current layer choice, every random-number state, the
+Holds what :meth:`nada.adapt.trainer.Trainer.state_dict` gives (the parameterisation's entries --
+for fine-tuning the trained generator's synthesis weights; the frozen twin is reloaded from the
+config --, optimiser moments, the current layer choice, every random-number state, the
 step, the metrics so far, and the run's config.
 
 File format (``state.safetensors``): every tensor of the nested state is stored under its
@@ -24,15 +25,12 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from .._io import atomic_path, tensors_sha256
 from ..errors import RunError
-
-if TYPE_CHECKING:
-    from .engine import Adapter
 
 STATE_FILE = "state.safetensors"
 OLD_STATE_FILE = "state.pt"  # nada <= 0.x: a pickle, no longer read
@@ -109,39 +107,24 @@ def unflatten(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
 # ----------------------------------------------------------------------------- saving
 
 
-def state_of(run: "Adapter") -> dict[str, Any]:
-    return {
-        "step": run.step,
-        "elapsed": run.elapsed,
-        "generator": {k: v for k, v in run.G_train.state_dict().items() if not k.startswith("style.")},
-        "rows": list(run.rows),
-        "optimizer": run.opt.state_dict(),
-        "optimizer_weights": run.opt_weights.state_dict() if run.opt_weights is not None else None,
-        "guidance": run.guidance.state_dict(),
-        "latent_rng": run.gen.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "history": run.history,
-        "selections": run.selections,
-    }
-
-
 def _config_json(config: Any) -> str:
     return json.dumps(config.to_dict() if hasattr(config, "to_dict") else config, sort_keys=True)
 
 
-def save_state(path: Path, run: "Adapter") -> None:
+def write_state(path: Path, state: dict[str, Any], config: Any) -> None:
+    """Write ``state`` (a nested dict with an int ``"step"``, e.g. :meth:`Trainer.state_dict`) atomically."""
     from safetensors.torch import save_file
 
     import nada
 
-    skeleton, tensors = flatten(state_of(run))
+    skeleton, tensors = flatten(state)
     skeleton_text = json.dumps(skeleton)
-    config_text = _config_json(run.cfg)
+    config_text = _config_json(config)
     meta = {
         "format": STATE_FORMAT,
         "format_version": str(STATE_VERSION),
         "nada_version": nada.__version__,
-        "step": str(run.step),
+        "step": str(state["step"]),
         "config": config_text,
         "skeleton": skeleton_text,
         "tensors_sha256": tensors_sha256(tensors),
@@ -283,36 +266,3 @@ def saved_step(path: Path) -> int | None:
         return int(read_header(path)["step"])
     except (StateError, KeyError, ValueError):
         return None
-
-
-def load_state(path: Path, run: "Adapter") -> None:
-    from .engine import AdaptError
-
-    try:
-        state, meta = read_state(path)
-        check_belongs(path, meta, run.cfg)
-    except StateError as e:
-        raise AdaptError(str(e)) from None
-    try:
-        missing, unexpected = run.G_train.load_state_dict(state["generator"], strict=False)
-        if unexpected or any(not k.startswith("style.") for k in missing):
-            raise AdaptError(f"{path}: training state does not fit this generator (missing {missing[:3]}, "
-                             f"unexpected {unexpected[:3]})")
-        run.step = int(state["step"])
-        run.elapsed = float(state["elapsed"])
-        run._set_rows(list(state["rows"]))
-        run.opt.load_state_dict(state["optimizer"])
-        if (run.opt_weights is None) != (state["optimizer_weights"] is None):
-            raise AdaptError(f"{path}: training state does not fit this run (learned loss weights differ)")
-        if run.opt_weights is not None:
-            run.opt_weights.load_state_dict(state["optimizer_weights"])
-        run.guidance.load_state_dict(state["guidance"])
-        run.gen.set_state(state["latent_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        run.history = list(state["history"])
-        run.selections = list(state["selections"])
-    except AdaptError:
-        raise
-    except Exception as e:  # shapes, optimizer groups, RNG sizes: a state of another run
-        raise AdaptError(f"{path}: training state does not fit this run ({_first_line(e)}); "
-                         f"start again with --overwrite") from None

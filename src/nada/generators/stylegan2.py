@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -241,6 +241,12 @@ class ModulatedConv2d(nn.Module):
             p = (len(blur_kernel) - factor) - (kernel_size - 1)
             self.blur = Blur(blur_kernel, pad=((p + 1) // 2 + factor - 1, p // 2 + 1), gain=factor**2)
         self.modulation = EqualLinear(style_dim, in_channel, bias_init=1.0)
+        # Optional per-module hooks for parameterisations of an adapted generator (nada.adapt.parameterisation):
+        # ``style_hook(style (N, in)) -> style`` transforms the style vector (StyleSpace), ``weight_hook(weight
+        # (out, in, k, k)) -> weight`` the scaled convolution weight. Plain attributes, never state; with both
+        # None (the default) the arithmetic is exactly that of a module without hooks.
+        self.style_hook: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.weight_hook: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def style_to_scales(self, w: torch.Tensor) -> torch.Tensor:
         return self.modulation(w)
@@ -248,7 +254,11 @@ class ModulatedConv2d(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         batch = x.shape[0]
         style = self.modulation(w)  # (N, in)
+        if self.style_hook is not None:
+            style = self.style_hook(style)
         weight = self.scale * self.weight[0]  # (out, in, k, k)
+        if self.weight_hook is not None:
+            weight = self.weight_hook(weight)
         x = x * style.view(batch, -1, 1, 1)
         if self.upsample:
             x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
@@ -494,6 +504,10 @@ class Generator(nn.Module):
             add(f"to_rgbs.{k}", 2 * k + 3, res, "torgb")
         layers.sort(key=lambda l: (l.ws_index, l.kind != "torgb"))
         return layers
+
+    def modulated_convs(self) -> list[tuple[SynthesisLayer, ModulatedConv2d]]:
+        """Every modulated convolution with its synthesis unit, in W+ order (where the style and weight hooks sit)."""
+        return [(unit, unit.module.conv) for unit in self.synthesis_layers()]
 
     def synthesis_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
         for name, p in self.named_parameters():
