@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from .._io import atomic_path, atomic_write_text
+from ..generators.latents import style_mixed_ws
 from ..generators.stylegan2 import Generator, GeneratorConfig
 from ..imaging import save_grid
 from .discriminator import Discriminator
@@ -175,13 +176,7 @@ def shape_disagreement(scenes: list, band: float = 0.5) -> torch.Tensor:
 
 def mixed_ws(G: Generator, batch: int, prob: float, gen: torch.Generator) -> torch.Tensor:
     """Map two z per sample and switch between them at a random W+ row with probability ``prob``."""
-    z = torch.randn(2, batch, G.z_dim, generator=gen)
-    ws = G.mapping(z[0])
-    if prob > 0 and torch.rand((), generator=gen).item() < prob:
-        cut = int(torch.randint(1, G.num_ws, (), generator=gen))
-        ws2 = G.mapping(z[1])
-        ws = torch.cat([ws[:, :cut], ws2[:, cut:]], dim=1)
-    return ws
+    return style_mixed_ws(G, torch.randn(2, batch, G.z_dim, generator=gen), prob, gen)
 
 
 def d_logistic_loss(real_pred: torch.Tensor, fake_pred: torch.Tensor) -> torch.Tensor:
