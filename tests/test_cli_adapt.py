@@ -114,12 +114,12 @@ def test_repeated_list_flags_collect_every_value():
 
 
 def test_builtin_preset_source_groups_and_override():
-    from nada.adapt.config import TOY_SOURCE_GROUPS
     from nada.cli import adapt_config_from_args, build_parser
+    from nada.plugins import preset
 
     base = ["adapt", "--source", "a photo of a circle", "--target", "a photo of a square", "--out", "o"]
     g = adapt_config_from_args(build_parser().parse_args(base)).guidance
-    assert g.source_group == list(TOY_SOURCE_GROUPS)
+    assert g.source_group == preset("toy")["guidance"]["source_group"] and len(g.source_group) == 2
     g = adapt_config_from_args(build_parser().parse_args(base + ["--source-group", "circle,square"])).guidance
     assert g.source_group == ["circle,square"]
 

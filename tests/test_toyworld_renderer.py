@@ -238,7 +238,7 @@ def test_train_cli_dispatch_and_contact_sheet(tmp_path, capsys):
 
 
 def test_preset_source_groups_name_the_renderer_attributes():
-    from nada.adapt.config import TOY_SOURCE_GROUPS
+    from nada.plugins import preset
     from nada.toyworld.renderer import COLOURS, SHAPES
 
-    assert [g.split(",") for g in TOY_SOURCE_GROUPS] == [list(SHAPES), list(COLOURS)]
+    assert [g.split(",") for g in preset("toy")["guidance"]["source_group"]] == [list(SHAPES), list(COLOURS)]

@@ -34,6 +34,8 @@ class Parser(argparse.ArgumentParser):
 def check_device(name: str) -> str:
     import torch
 
+    if name == "auto":  # CUDA when available, else CPU
+        return name
     try:
         device = torch.device(name)
     except RuntimeError as e:
@@ -139,24 +141,25 @@ def run_sample(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- nada adapt
 
-# flags whose names differ from their config field
-_GUIDANCE_FLAG_NAMES = {"source_text": "source", "target_text": "target", "target_image_dir": "target-images"}
 _HIDDEN_FIELDS = {"guidance"}
 
 
-def _add_dataclass_flags(group: argparse._ArgumentGroup, cls: type, dest_prefix: str, renames: dict[str, str],
-                         skip: frozenset[str] = frozenset()) -> None:
-    """One ``--flag`` per dataclass field; defaults are left to the config so that a flag only
-    overrides what the user actually typed (precedence: defaults < --config file < flags)."""
+def _add_option_flags(group: argparse._ArgumentGroup, cls: type, dest_prefix: str) -> None:
+    """One ``--flag`` per option of a config dataclass, with the option's own help text and default
+    (:func:`nada.options.option`). Defaults are left to the config so that a flag only overrides what
+    the user actually typed (precedence: defaults < preset < --config file < flags)."""
     import dataclasses
     import types
     import typing
 
+    from .options import default_text, info
+
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        if f.name in _HIDDEN_FIELDS or f.name in skip:
+        opt = info(f)
+        if f.name in _HIDDEN_FIELDS or opt is None or not opt.cli:
             continue
-        flag = "--" + renames.get(f.name, f.name.replace("_", "-"))
+        flag = "--" + (opt.flag or f.name.replace("_", "-"))
         hint = hints[f.name]
         # unwrap Optional[X] / X | None, but not list[X]: a list field is a repeatable flag
         is_union = typing.get_origin(hint) is typing.Union or isinstance(hint, types.UnionType)
@@ -171,88 +174,8 @@ def _add_dataclass_flags(group: argparse._ArgumentGroup, cls: type, dest_prefix:
             kw.update(type=base, metavar=f.name.split("_")[-1].upper())
         else:  # e.g. `layers`: a group name or row list, parsed by the library
             kw.update(type=str, metavar=f.name.upper())
-        doc = _FIELD_HELP.get(f.name)
-        kw["help"] = f"{doc} " if doc else ""
-        kw["help"] += f"(default: {_DEFAULT_TEXT.get(f.name) or _default_text(f)})"
+        kw["help"] = f"{opt.help} (default: {default_text(f)})".replace("%", "%%")
         group.add_argument(flag, **kw)
-
-
-def _default_text(f) -> str:
-    import dataclasses
-
-    if f.default is not dataclasses.MISSING:
-        return str(f.default).replace("%", "%%")
-    if f.default_factory is not dataclasses.MISSING:
-        return str(f.default_factory()).replace("%", "%%")
-    return "required"
-
-
-_DEFAULT_TEXT = {"clip": "the built-in pair for the built-in generator, else ViT-B/32 and ViT-B/16"}
-
-_FIELD_HELP = {
-    # training
-    "generator": "checkpoint file or name of the generator to adapt",
-    "iters": "training iterations",
-    "batch": "latents per iteration",
-    "lr": "Adam learning rate",
-    "beta1": "Adam beta1",
-    "beta2": "Adam beta2",
-    "train_truncation": "truncation psi of the training latents",
-    "sample_truncation": "truncation psi of the sample grids",
-    "mixing": "style-mixing probability for training latents",
-    "seed": "seed of everything random in the run",
-    "layers": "which W+ rows train: adaptive, all, texture, shape, no-fine, or rows like 0,1,5",
-    "layer_scope": "parameters within chosen layers: full, conv (weights only), affine (modulation + noise)",
-    "auto_layer_k": "adaptive: rows to train",
-    "auto_layer_iters": "adaptive: W+ optimisation steps per selection",
-    "auto_layer_batch": "adaptive: latents per selection",
-    "auto_layer_lr": "adaptive: learning rate of the W+ probe",
-    "auto_layer_interval": "adaptive: select every N steps (1 = the paper)",
-    "auto_layer_falloff": "adaptive: train one row fewer every N steps (0 = never)",
-    "auto_layer_min_k": "adaptive: floor of the shrinking k",
-    "auto_layer_chunk": "adaptive: push the selection batch through in pieces of N to save memory (0 = all at once)",
-    "stop_share": "stop once CLIP reads at least this share of the check samples as the target (0 = run every iteration)",
-    "stop_every": "check CLIP's target share every N steps (with --stop-share)",
-    "stop_samples": "fixed latents CLIP reads at each check",
-    "stop_patience": "train this many more steps after the check that first reaches --stop-share",
-    "stop_content_edits": "also stop early when a source group applies (a shape or colour swapped for another)",
-    "sample_every": "write a frozen-over-trained grid every N steps (0 = never)",
-    "save_every": "write the resumable training state every N steps (0 = only at the end)",
-    "n_samples": "samples per grid row",
-    "device": "cpu, cuda, cuda:1, or auto",
-    "export_rosinality": "also write generator_rosinality.pt",
-    # guidance
-    "clip": "CLIP model NAME[:WEIGHT] (hub id, ViT-B/32-style alias, directory or built-in name); repeat for an ensemble",
-    "clip_dtype": "float32, or float16/bfloat16 on CUDA",
-    "source_text": "text describing the generator's current domain, e.g. 'photo'",
-    "target_text": "text describing the domain to reach, e.g. 'sketch'",
-    "target_image_dir": "folder of target-style images, instead of --target",
-    "auto_source": "pick the source text that CLIP finds closest to the generator's samples",
-    "source_candidates": "candidate source texts for --auto-source; repeatable",
-    "source_samples": "generator samples used by --auto-source and --target-images",
-    "use_templates": "embed texts through the ImageNet-style prompt templates",
-    "templates": "a custom prompt template containing {}; repeatable",
-    "lambda_direction": "weight of the directional CLIP loss",
-    "lambda_global": "weight of the global CLIP loss",
-    "lambda_patch": "weight of the patch directional loss",
-    "lambda_angle": "weight of the CLIP-angle consistency loss",
-    "lambda_manifold": "weight of the manifold consistency loss",
-    "lambda_texture": "weight of the CLIP-feature texture loss (needs --style-images or --target-images)",
-    "lambda_structure": "weight of the structure loss: CLIP token self-similarity kept from the frozen image",
-    "lambda_l2": "weight of the L2 reconstruction loss against the frozen images",
-    "lambda_perceptual": "weight of the perceptual loss (Python API: pass a perceptual network)",
-    "lambda_keep": "weight of the attribute-keeping loss (needs --keep)",
-    "keep": "a group of alternatives CLIP should keep choosing the same from, e.g. 'circle,square,triangle'; repeatable; skipped when the source or target names one",
-    "source_group": "alternatives of what the source names, e.g. 'circle,square,triangle,star': each sample's source becomes the one CLIP reads in it",
-    "learned_weights": "learn the loss weights by log-variance weighting",
-    "clip_augment": "augmented views per image before CLIP encoding, against fooling (0 = off)",
-    "patch_count": "patches per image for the patch loss",
-    "patch_size": "patch side as a fraction of the image side",
-    "part_templates": "a custom part template for the patch loss; repeatable",
-    "style_images": "style image file or folder for the texture loss",
-    "texture_layers": "CLIP vision hidden-state index for the texture loss; repeatable",
-    "structure_layers": "CLIP vision hidden-state index for the structure loss; repeatable (default: the middle layer)",
-}
 
 
 def add_adapt_command(subparsers: argparse._SubParsersAction) -> None:
@@ -262,40 +185,35 @@ def add_adapt_command(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "adapt", help="adapt a generator to a domain described by text",
         description="Train a copy of a generator so that it moves from --source to --target in CLIP space. "
-                    "With no --generator/--clip the built-in world is used. Options left out come from the "
-                    "generator's preset (the built-in world: at most 300 iterations of batch 4 at lr 0.003, k=6, selection "
-                    "every 10 steps, 4 augmented views, no prompt templates, its shapes and colours as source groups, and, "
-                    "for a change of style, a stop once CLIP reads every check sample as the target), then from the reference implementation's defaults shown below.")
+                    "With no --generator the built-in world is used. Options left out come from the generator's "
+                    "preset (a plug-in's data; the built-in world's sets its CLIPs, fewer iterations and an early "
+                    "stop: see docs/toyworld.md), then from the reference implementation's defaults shown below. "
+                    "A --config file overrides the preset; flags override the file.")
     p.add_argument("--out", metavar="DIR", help="output directory (samples, checkpoints, final generator)")
     p.add_argument("--config", metavar="FILE", help="YAML config (e.g. a previous run's config.yaml); flags override it")
-    p.add_argument("--resume", metavar="DIR", help="continue the unfinished run in DIR (uses DIR/config.yaml)")
+    p.add_argument("--resume", metavar="DIR", help="continue the unfinished run in DIR (uses DIR/config.yaml; "
+                                                    "flags may change only what a resume allows, e.g. --save-every)")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_dataclass_flags(p.add_argument_group("training"), AdaptConfig, "a.", {})
-    # the guidance's seed follows the run's --seed (AdaptConfig sets it)
-    _add_dataclass_flags(p.add_argument_group("guidance"), GuidanceConfig, "g.", _GUIDANCE_FLAG_NAMES, frozenset({"seed"}))
+    _add_option_flags(p.add_argument_group("training"), AdaptConfig, "a.")
+    _add_option_flags(p.add_argument_group("guidance"), GuidanceConfig, "g.")
     p.set_defaults(func=run_adapt)
 
 
-def adapt_config_from_args(args: argparse.Namespace):
-    """Build the run's AdaptConfig: library defaults, then --config/--resume file, then flags."""
-    from .adapt.config import AdaptConfig
+def _flag_options(args: argparse.Namespace) -> dict:
+    return {key[2:]: value for key, value in vars(args).items() if key.startswith(("a.", "g."))}
 
-    data: dict = {"guidance": {}}
-    source = args.config or (args.resume and f"{args.resume}/config.yaml")
-    if source:
-        data = AdaptConfig.load(source).to_dict()
-    flags = vars(args)
-    for key, value in flags.items():
-        if key.startswith("a."):
-            data[key[2:]] = value
-        elif key.startswith("g."):
-            data["guidance"][key[2:]] = value
-    return AdaptConfig.from_dict(data)
+
+def adapt_config_from_args(args: argparse.Namespace):
+    """Build the run's AdaptConfig: defaults, the generator's preset, the --config/--resume file, then flags."""
+    from .adapt.api import make_config
+
+    out = args.resume or args.out
+    return make_config(config=args.config, out=out, resume=bool(args.resume), **_flag_options(args))[0]
 
 
 def run_adapt(args: argparse.Namespace) -> int:
-    from .adapt.engine import Adapter
+    from .adapt.api import run
 
     if args.resume and args.out and args.out != args.resume:
         raise UsageError("--resume DIR continues in DIR; leave out --out or give the same directory")
@@ -304,7 +222,7 @@ def run_adapt(args: argparse.Namespace) -> int:
         raise UsageError("give --out DIR (or --resume DIR)")
     cfg = adapt_config_from_args(args)
     check_device(cfg.device)
-    result = Adapter(cfg, out, overwrite=args.overwrite, resume=bool(args.resume), progress=not args.no_progress).run()
+    result = run(cfg, out, overwrite=args.overwrite, resume=bool(args.resume), progress=not args.no_progress)
     print(f"wrote {result.out_dir}/generator.safetensors, final.png, loss.png, metrics.json "
           f"({result.metrics['steps']} steps, {result.metrics['wall_time_s']:.0f} s)")
     return 0

@@ -1,7 +1,7 @@
 """The adaptation engine. ``nada.adapt`` is this package *and* the function users call.
 
 Importing a submodule (``nada.adapt.config``) rebinds the attribute ``adapt`` of the
-``nada`` package to this module, which would shadow :func:`nada.adapt.engine.adapt`. So
+``nada`` package to this module, which would shadow :func:`nada.adapt.api.adapt`. So
 the module itself is callable: ``nada.adapt("photo", "sketch", out="run/")`` always works.
 """
 from __future__ import annotations
@@ -13,9 +13,17 @@ from typing import Any
 
 class _CallablePackage(types.ModuleType):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from .engine import adapt
+        from .api import adapt
 
         return adapt(*args, **kwargs)
+
+
+def __getattr__(name: str) -> Any:  # `from nada.adapt import make_config`, imported lazily
+    if name in ("adapt", "make_config"):
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 sys.modules[__name__].__class__ = _CallablePackage
