@@ -137,3 +137,120 @@ def test_builtin_preset_stops_when_clip_reads_the_target_and_the_flag_turns_it_o
     assert not adapt_config_from_args(build_parser().parse_args(base)).stop_content_edits
     assert adapt_config_from_args(build_parser().parse_args(base + ["--stop-content-edits"])).stop_content_edits
     assert adapt_config_from_args(build_parser().parse_args(other)).stop_content_edits
+
+
+# ----------------------------------------------------------------------------- options declared once
+
+
+def test_help_flags_and_defaults_come_from_the_option_fields(capsys):
+    import dataclasses
+
+    from nada.adapt.config import AdaptConfig
+    from nada.guidance.config import GuidanceConfig
+    from nada.options import info
+
+    with pytest.raises(SystemExit):
+        main(["adapt", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for cls in (AdaptConfig, GuidanceConfig):
+        for f in dataclasses.fields(cls):
+            opt = info(f)
+            if opt is None or not opt.cli:
+                continue
+            assert f"--{opt.flag or f.name.replace('_', '-')}" in text
+            assert " ".join(opt.help.split()) in text.replace("- ", "-")
+    assert "--lambda-perceptual" not in text  # needs a network: Python API only
+    assert "--device DEVICE auto (CUDA when available, else CPU)" in text and "(default: auto)" in text
+    assert "(default: the generator preset's CLIPs, else ViT-B/32 and ViT-B/16)" in text
+
+
+def test_lambda_perceptual_is_no_flag(capsys):
+    with pytest.raises(SystemExit):
+        main(["adapt", "--source", "photo", "--target", "sketch", "--out", "o", "--lambda-perceptual", "1"])
+    assert "unrecognized arguments: --lambda-perceptual" in capsys.readouterr().err
+
+
+def test_docs_option_tables_are_generated_from_the_fields():
+    from pathlib import Path
+
+    from nada.options import DOC_FILES, render_doc
+
+    root = Path(__file__).resolve().parents[1]
+    for rel in DOC_FILES:
+        text = (root / rel).read_text(encoding="utf-8")
+        assert "<!-- options: " in text
+        assert render_doc(text) == text, f"{rel}: run `python -m nada.options`"
+
+
+def test_precedence_defaults_preset_file_flags(tmp_path):
+    from nada.adapt.api import make_config
+    from nada.cli import adapt_config_from_args, build_parser
+    from nada.plugins import preset
+
+    toy = preset("toy")
+    cfg_path = tmp_path / "cfg.yaml"
+    cfg_path.write_text(yaml.safe_dump({"iters": 7, "guidance": {"clip_augment": 2}}))
+    base = ["adapt", "--source", "photo", "--target", "sketch", "--out", "o", "--config", str(cfg_path)]
+    for cfg in (adapt_config_from_args(build_parser().parse_args(base + ["--clip-augment", "3"])),
+                make_config("photo", "sketch", config=cfg_path, clip_augment=3)[0]):
+        assert cfg.mixing == 0.0  # default
+        assert cfg.batch == toy["batch"] and cfg.guidance.clip == toy["guidance"]["clip"]  # preset
+        assert cfg.iters == 7  # the file over the preset
+        assert cfg.guidance.clip_augment == 3  # the flag over the file
+        assert cfg.device == "auto"
+    # no preset and no CLIP named: the paper's pair
+    cfg = make_config("photo", "sketch", generator="some-checkpoint.pt")[0]
+    assert cfg.guidance.clip == ["ViT-B/32", "ViT-B/16"] and cfg.iters == 1000
+
+
+def test_unknown_api_option_is_a_config_error_and_a_type_error():
+    from nada.adapt.api import make_config
+    from nada.errors import ConfigError
+
+    with pytest.raises(TypeError, match="unknown option 'iterations'") as err:
+        make_config("photo", "sketch", iterations=3)
+    assert isinstance(err.value, ConfigError)
+
+
+def test_api_resume_reads_the_saved_config_and_rewrites_it(base_file, tiny_clip_dir, tmp_path):
+    import nada
+    from nada import load_generator
+    from nada.adapt.config import AdaptConfig
+    from nada.adapt.engine import Adapter
+
+    out = tmp_path / "run"
+    argv = common(base_file, tiny_clip_dir, out) + ["--save-every", "1"]
+    argv[argv.index("--iters") + 1] = "4"
+    assert main(argv) == 0
+    reference = load_generator(out / "generator.safetensors").state_dict()
+    out2 = tmp_path / "run2"
+    cfg = AdaptConfig.load(out / "config.yaml")
+    run = Adapter(cfg, out2, generator=load_generator(base_file), progress=False)
+    out2.mkdir()
+    cfg.save(out2 / "config.yaml")
+    for _ in range(2):
+        run.train_step()
+    run.save_state()
+    # no source, target or options: everything comes from out2/config.yaml, as with `nada adapt --resume`
+    result = nada.adapt(out=out2, resume=True, progress=False, save_every=3)
+    assert result.metrics["steps"] == 4
+    resumed = load_generator(out2 / "generator.safetensors").state_dict()
+    assert all(torch.equal(reference[k], resumed[k]) for k in reference)
+    saved = yaml.safe_load((out2 / "config.yaml").read_text())
+    assert saved["save_every"] == 3 and saved["iters"] == 4  # config.yaml says what ran
+
+
+def test_api_passes_a_perceptual_network(base_file, tiny_clip_dir, tmp_path):
+    import nada
+
+    class Features(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            return self.conv(x)
+
+    result = nada.adapt("photo", "sketch", generator=str(base_file), clip=[str(tiny_clip_dir)], iters=1, batch=1,
+                        auto_layer_batch=1, n_samples=1, progress=False, lambda_perceptual=0.5, perceptual=Features())
+    assert "perceptual" in result.metrics["history"][0]

@@ -219,7 +219,7 @@ def _format_of(path: Path) -> str:
 
 def _check_types(cfg: GuidanceConfig) -> None:
     """Check (and gently coerce: int -> float, tuple -> list) every field against its annotation."""
-    hints = typing.get_type_hints(GuidanceConfig)
+    hints = typing.get_type_hints(type(cfg))
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         ok, coerced = _coerce(value, hints[f.name])
