@@ -18,11 +18,25 @@ class _CallablePackage(types.ModuleType):
         return adapt(*args, **kwargs)
 
 
+# the engine's pieces, imported lazily (``from nada.adapt import Trainer``): name -> submodule
+_EXPORTS = {
+    "Adapter": "engine", "AdaptResult": "engine", "AdaptError": "errors", "resolve_device": "errors",
+    "Trainer": "trainer", "StepResult": "trainer", "Callback": "trainer",
+    "Parameterisation": "parameterisation", "FineTune": "parameterisation", "StepContext": "parameterisation",
+    "hooks_installed": "parameterisation",
+    "Checkpointer": "checkpoint", "RunDir": "rundir",
+}
+
+
 def __getattr__(name: str) -> Any:  # `from nada.adapt import make_config`, imported lazily
     if name in ("adapt", "make_config"):
         from . import api
 
         return getattr(api, name)
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
