@@ -1,7 +1,6 @@
 """Loss terms, one module each: the registry, the config fields they bring, the evaluation order."""
 from __future__ import annotations
 
-import copy
 import dataclasses
 
 import numpy as np

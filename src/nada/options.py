@@ -4,9 +4,9 @@
 config classes (``AdaptConfig``, ``GuidanceConfig``), the command line (``nada adapt``) and
 the docs' option tables all read, so that nothing about an option is written twice.
 
-``check(name, value)`` returns None or a one-line message (without the option's name in
-front of it being required: messages usually start with it); the config class raises its
-own error type with it.
+``check(name, value)`` returns None or a one-line message that names the option; the
+config class raises its own error type with it (``AdaptConfigError``, ``GuidanceError``).
+A check may also raise such an error itself.
 """
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """The interface of a loss term (see the package docstring)."""
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
@@ -95,7 +94,3 @@ class Term:
                targets: list["ClipTarget"]) -> Iterable[tuple["torch.Tensor", float]]:
         """Image stage: (value, weight) pairs, summed into the term in the order yielded."""
         raise NotImplementedError
-
-
-def fields_of(term: Term) -> list[tuple[str, Any, dataclasses.Field]]:
-    return [(name, typ, f) for name, (typ, f) in term.options.items()]
