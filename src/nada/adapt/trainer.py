@@ -18,8 +18,9 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from ..generators.latents import style_mixed_ws
 from ..generators.stylegan2 import Generator
-from .errors import AdaptError
+from .errors import AdaptError, resolve_device
 from .parameterisation import Parameterisation, StepContext
 
 
@@ -81,7 +82,8 @@ class Trainer:
     def __init__(self, cfg: Any, G_frozen: Generator, param: Parameterisation, guidance: Any,
                  callbacks: Sequence[Callback] = (), device: torch.device | str | None = None):
         self.cfg, self.G_frozen, self.param, self.guidance = cfg, G_frozen, param, guidance
-        self.device = torch.device(device) if device is not None else G_frozen.w_avg.device
+        self.device = G_frozen.w_avg.device if device is None else \
+            resolve_device(device) if isinstance(device, str) else torch.device(device)
         self.callbacks = list(callbacks)
         self.gen = torch.Generator().manual_seed(cfg.seed)  # training latents
         self.opt = torch.optim.Adam(param.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
@@ -102,12 +104,7 @@ class Trainer:
         """``n`` W+ codes from the training stream, style-mixed with probability ``mixing``."""
         z = torch.randn(2, n, self.G_frozen.z_dim, generator=self.gen).to(self.device)
         with torch.no_grad():
-            ws = self.G_frozen.mapping(z[0], truncation_psi=self.cfg.train_truncation)
-            if mixing > 0 and torch.rand((), generator=self.gen).item() < mixing:
-                cut = int(torch.randint(1, self.G_frozen.num_ws, (), generator=self.gen))
-                ws2 = self.G_frozen.mapping(z[1], truncation_psi=self.cfg.train_truncation)
-                ws = torch.cat([ws[:, :cut], ws2[:, cut:]], dim=1)
-        return ws
+            return style_mixed_ws(self.G_frozen, z, mixing, self.gen, truncation_psi=self.cfg.train_truncation)
 
     # ------------------------------------------------------------------ one step
 
