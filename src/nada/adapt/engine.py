@@ -158,6 +158,12 @@ class Adapter:
     def _saved_step(self) -> int | None:
         return self.checkpointer.saved_step if self.checkpointer is not None else None
 
+    def latents(self, n: int, mixing: float) -> torch.Tensor:
+        """``n`` W+ codes from the run's training latent stream (draws from it, as a step does)."""
+        return self.trainer.latents(n, mixing)
+
+    _latents = latents  # older name (benchmarks/bench_adapt.py)
+
     def _set_rows(self, rows: list[int]) -> None:
         self.param.set_rows(rows)
 
