@@ -12,7 +12,7 @@ from nada.adapt.config import AdaptConfig
 from nada.adapt.engine import Adapter
 from nada.adapt.errors import AdaptError
 from nada.adapt.layers import parameter_names
-from nada.adapt.parameterisation import FineTune, Parameterisation, hooks_installed
+from nada.adapt.parameterisation import Combined, FineTune, HookParameterisation, hooks_installed
 
 
 def config(clip_dir, **kw):
@@ -22,7 +22,7 @@ def config(clip_dir, **kw):
     return AdaptConfig(**base, guidance=g)
 
 
-class StyleOffsets(Parameterisation):
+class StyleOffsets(HookParameterisation):
     """Throw-away: a learned offset added to every modulated conv's style vector (StyleSpace)."""
 
     name = "style-offsets"
@@ -36,11 +36,9 @@ class StyleOffsets(Parameterisation):
     def parameters(self):
         return self.offsets
 
-    def synthesis(self, ws, noise_mode="const"):
+    def style_hooks(self):
         self.calls += 1
-        hooks = {i: (lambda s, d=d: s + d) for i, d in enumerate(self.offsets)}
-        with hooks_installed(self.G_frozen, style=hooks):
-            return self.G_frozen.synthesis(ws, noise_mode=noise_mode)
+        return {i: (lambda s, d=d: s + d) for i, d in enumerate(self.offsets)}
 
     def state_dict(self):
         return {"offsets": [d.detach().clone() for d in self.offsets]}
@@ -50,13 +48,10 @@ class StyleOffsets(Parameterisation):
             for d, s in zip(self.offsets, state["offsets"]):
                 d.copy_(s)
 
-    def adapted_generator(self):
-        # the offset is a bias of each modulation: style = modulation(w) + d = F.linear(...) + (b + d / lr_mul) * lr_mul
-        G = copy.deepcopy(self.G_frozen)
-        with torch.no_grad():
-            for (_, conv), d in zip(G.modulated_convs(), self.offsets):
-                conv.modulation.bias += d / conv.modulation.lr_mul
-        return G
+    def bake(self, G):
+        # the offset is a bias of each modulation: style = F.linear(...) + (b + d / lr_mul) * lr_mul
+        for (_, conv), d in zip(G.modulated_convs(), self.offsets):
+            conv.modulation.bias += d / conv.modulation.lr_mul
 
 
 # ----------------------------------------------------------------------------- the network's hooks
@@ -148,3 +143,32 @@ def test_a_toy_style_parameterisation_trains_through_the_unchanged_loop(tiny_cli
     ws = run.G_frozen.mapping(torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(3)))
     with torch.no_grad():
         assert torch.allclose(res.generator.synthesis(ws), toy.synthesis(ws), atol=1e-5)
+
+
+def test_hook_parameterisations_combine_by_composing_hooks(tiny_generator):
+    G = tiny_generator
+    a, b = StyleOffsets(G), StyleOffsets(G)
+    with torch.no_grad():
+        a.offsets[0].fill_(0.5)
+        b.offsets[0].fill_(0.25)
+        b.offsets[-1].fill_(-1.0)
+    both = a.combine([b])
+    assert isinstance(both, Combined) and len(both.parameters()) == 2 * len(a.offsets)
+    ws = G.mapping(torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(4)))
+    with torch.no_grad():
+        one = StyleOffsets(G)
+        one.offsets[0].fill_(0.75)
+        one.offsets[-1].fill_(-1.0)
+        expected = one.synthesis(ws)
+        assert not torch.allclose(a.synthesis(ws), expected, atol=1e-3)
+        assert torch.allclose(both.synthesis(ws), expected, atol=1e-6)
+        # nested installs compose the same way
+        with hooks_installed(G, style=a.style_hooks()):
+            assert torch.allclose(b.synthesis(ws), expected, atol=1e-6)
+        assert torch.allclose(both.adapted_generator().synthesis(ws), expected, atol=1e-5)
+    state = both.state_dict()
+    again = StyleOffsets(G).combine([StyleOffsets(G)])
+    again.load_state_dict(state)
+    assert torch.equal(again.parts[1].offsets[-1], b.offsets[-1])
+    with pytest.raises(NotImplementedError):
+        a.combine([FineTune(G)])

@@ -17,7 +17,8 @@ asks the parameterisation for
 :class:`FineTune` (row-selective fine-tuning of the synthesis weights) is the first one. A
 hook-based one (StyleSpace offsets, per-channel domain modulation) installs callables on the
 frozen generator's :class:`~nada.generators.stylegan2.ModulatedConv2d` modules (``style_hook`` /
-``weight_hook``) for the duration of its forward pass: see :func:`hooks_installed`.
+``weight_hook``) for the duration of its forward pass: :class:`HookParameterisation` is their base,
+:func:`hooks_installed` the mechanism.
 """
 from __future__ import annotations
 
@@ -91,18 +92,97 @@ class Parameterisation:
 def hooks_installed(G: Generator, style: dict[int, Callable] | None = None,
                     weight: dict[int, Callable] | None = None) -> Iterator[None]:
     """Install ``style_hook`` / ``weight_hook`` on ``G``'s modulated convolutions (keyed by their index in
-    :meth:`Generator.modulated_convs`) for the duration of the block; the previous hooks come back after."""
+    :meth:`Generator.modulated_convs`) for the duration of the block. A hook already there runs first
+    (nested blocks compose); the previous hooks come back after."""
     convs = [conv for _, conv in G.modulated_convs()]
     saved = [(c.style_hook, c.weight_hook) for c in convs]
     try:
-        for i, fn in (style or {}).items():
-            convs[i].style_hook = fn
-        for i, fn in (weight or {}).items():
-            convs[i].weight_hook = fn
+        for attr, hooks in (("style_hook", style), ("weight_hook", weight)):
+            for i, fn in (hooks or {}).items():
+                old = getattr(convs[i], attr)
+                setattr(convs[i], attr, fn if old is None else (lambda x, fn=fn, old=old: fn(old(x))))
         yield
     finally:
         for c, (s, w) in zip(convs, saved):
             c.style_hook, c.weight_hook = s, w
+
+
+class HookParameterisation(Parameterisation):
+    """A parameterisation that acts through the frozen generator's hooks (StyleSpace offsets,
+    per-channel domain modulation): override :meth:`style_hooks` / :meth:`weight_hooks` (index in
+    :meth:`Generator.modulated_convs` -> callable) and :meth:`bake` (write the effect into a copy's
+    weights, for :meth:`adapted_generator`). Such parameterisations combine by composing hooks."""
+
+    def style_hooks(self) -> dict[int, Callable[[torch.Tensor], torch.Tensor]]:
+        return {}
+
+    def weight_hooks(self) -> dict[int, Callable[[torch.Tensor], torch.Tensor]]:
+        return {}
+
+    def synthesis(self, ws: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
+        with hooks_installed(self.G_frozen, style=self.style_hooks(), weight=self.weight_hooks()):
+            return self.G_frozen.synthesis(ws, noise_mode=noise_mode)
+
+    def bake(self, G: Generator) -> None:
+        """Change ``G`` (a copy of the frozen generator) in place so it draws what the hooks draw."""
+        raise NotImplementedError(f"{self.name} cannot be written as a plain generator")
+
+    def adapted_generator(self) -> Generator:
+        G = copy.deepcopy(self.G_frozen)
+        with torch.no_grad():
+            self.bake(G)
+        return G
+
+    def combine(self, others: Sequence[Parameterisation]) -> Parameterisation:
+        if not all(isinstance(o, HookParameterisation) for o in others):
+            return super().combine(others)
+        return Combined(self.G_frozen, [self, *others])
+
+
+class Combined(HookParameterisation):
+    """Hook parameterisations acting together: their hooks compose in order (the first one's runs first)."""
+
+    name = "combined"
+
+    def __init__(self, G_frozen: Generator, parts: Sequence[HookParameterisation]):
+        super().__init__(G_frozen)
+        self.parts = list(parts)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [p for part in self.parts for p in part.parameters()]
+
+    def attach(self, optimizer: torch.optim.Optimizer) -> None:
+        for part in self.parts:
+            part.attach(optimizer)
+
+    def before_step(self, ctx: StepContext) -> dict[str, Any] | None:
+        logged = [part.before_step(ctx) for part in self.parts]
+        return {"step": ctx.step, "parts": logged} if any(x is not None for x in logged) else None
+
+    def _composed(self, kind: str) -> dict[int, Callable]:
+        out: dict[int, Callable] = {}
+        for part in self.parts:
+            for i, fn in getattr(part, kind)().items():
+                old = out.get(i)
+                out[i] = fn if old is None else (lambda x, fn=fn, old=old: fn(old(x)))
+        return out
+
+    def style_hooks(self) -> dict[int, Callable]:
+        return self._composed("style_hooks")
+
+    def weight_hooks(self) -> dict[int, Callable]:
+        return self._composed("weight_hooks")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"parts": [part.state_dict() for part in self.parts]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for part, s in zip(self.parts, state["parts"], strict=True):
+            part.load_state_dict(s)
+
+    def bake(self, G: Generator) -> None:
+        for part in self.parts:
+            part.bake(G)
 
 
 class FineTune(Parameterisation):
