@@ -23,6 +23,7 @@ _EXPORTS = {
     "Adapter": "engine", "AdaptResult": "engine", "AdaptError": "errors", "resolve_device": "errors",
     "Trainer": "trainer", "StepResult": "trainer", "Callback": "trainer",
     "Parameterisation": "parameterisation", "FineTune": "parameterisation", "StepContext": "parameterisation",
+    "HookParameterisation": "parameterisation", "Combined": "parameterisation",
     "hooks_installed": "parameterisation",
     "Checkpointer": "checkpoint", "RunDir": "rundir",
 }
