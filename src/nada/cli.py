@@ -31,18 +31,15 @@ class Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
-def check_device(name: str) -> str:
-    import torch
+def check_device(name: str):
+    """The torch device ``--device NAME`` means (``auto``: CUDA when available, else CPU)."""
+    from .devices import resolve_device
+    from .errors import ConfigError
 
-    if name == "auto":  # CUDA when available, else CPU
-        return name
     try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise UsageError(f"--device {name}: {e}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: CUDA is not available on this machine")
-    return name
+        return resolve_device(name)
+    except ConfigError as e:
+        raise UsageError(f"--{e}") from None
 
 
 MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds
@@ -56,20 +53,6 @@ def _int(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-
-
-def _positive_int(text: str) -> int:
-    value = _int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = _int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
-    return value
 
 
 def _bounded_int(lo: int, hi: int, what: str = "an integer"):
@@ -119,7 +102,7 @@ def add_sample_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--noise-mode", choices=("const", "random", "none"), default="const", help="noise inputs (default const)")
     p.add_argument("--batch-size", type=_bounded_int(1, MAX_BATCH, "a batch size"), default=8,
                    help="images per forward pass (default 8)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--device", default="auto", help="torch device: auto (CUDA when available, else CPU), cpu, cuda, cuda:N (default auto)")
     p.set_defaults(func=run_sample)
 
 
@@ -314,6 +297,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(func(args) or 0)
+    except BrokenPipeError:  # output piped into `head` and the like: not an error worth a line
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 0
     except Exception as e:
         if isinstance(e, NadaError):  # bad input, not a bug: one line
             message = str(e)
