@@ -35,14 +35,11 @@ def test_directional_loss_at_zero_image_change_is_finite_and_points_along_the_te
     assert torch.allclose(e.grad, t([[0.0, -1.0], [0.0, -1.0]]) / (L.DELTA_EPS * 2))
 
 
-def test_global_and_mix_by_hand():
+def test_global_by_hand():
     target = t([0.6, 0.8])
     # cosines 0.6 and 0.8 -> losses 0.4 and 0.2 -> mean 0.3
     g = L.global_loss(t([[1.0, 0.0], [0.0, 2.0]]), target)
     assert g.item() == pytest.approx(0.3, abs=1e-12)
-    assert L.mix_loss(t(0.5), g, alpha=0.8).item() == pytest.approx(0.8 * 0.5 + 0.2 * 0.3, abs=1e-12)
-    with pytest.raises(ValueError):
-        L.mix_loss(t(0.5), g, alpha=1.5)
 
 
 def test_patch_directional_loss_by_hand():

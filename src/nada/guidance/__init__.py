@@ -22,8 +22,6 @@ _API = {
     "IMAGENET_TEMPLATES": "nada.guidance.templates",
     "PART_TEMPLATES": "nada.guidance.templates",
     "compose_prompts": "nada.guidance.templates",
-    "text_direction": "nada.guidance.directions",
-    "image_folder_direction": "nada.guidance.directions",
     "select_source_text": "nada.guidance.directions",
     "LearnedLossWeights": "nada.guidance.losses",
     "make_tiny_clip": "nada.guidance.testing",

@@ -18,11 +18,9 @@ __all__ = [
     "MIN_DIRECTION_NORM",
     "check_direction",
     "domain_text_embedding",
-    "image_folder_direction",
     "load_image_folder",
     "mean_image_embedding",
     "select_source_text",
-    "text_direction",
 ]
 
 # Differences of unit embeddings below this are numerically zero: identical texts (or
@@ -48,16 +46,6 @@ def domain_text_embedding(
 ) -> torch.Tensor:
     """``unit(mean_t E_T(template_t(text)))``: one (D,) embedding for a domain text."""
     return unit(clip.encode_texts(compose_prompts(text, templates, use_templates)).mean(0))
-
-
-def text_direction(
-    clip, source: str, target: str, templates: Sequence[str] | None = None, use_templates: bool = True
-) -> torch.Tensor:
-    """``dT = unit(mean E_T(target prompts)) - unit(mean E_T(source prompts))``, checked non-zero."""
-    d = domain_text_embedding(clip, target, templates, use_templates) - domain_text_embedding(
-        clip, source, templates, use_templates
-    )
-    return check_direction(d, f"{getattr(clip, 'name', 'CLIP')}: source {source!r} -> target {target!r}")
 
 
 def load_image_folder(path: str | os.PathLike) -> list[torch.Tensor]:
@@ -94,14 +82,6 @@ def mean_image_embedding(clip, images: torch.Tensor | Sequence[torch.Tensor], ba
         groups = [img.unsqueeze(0) if img.ndim == 3 else img for img in images]
     embs = torch.cat([clip.encode_images(g) for g in groups])
     return unit(embs.mean(0))
-
-
-def image_folder_direction(
-    clip, target_images: torch.Tensor | Sequence[torch.Tensor], source_images: torch.Tensor | Sequence[torch.Tensor]
-) -> torch.Tensor:
-    """``dI_target = unit(mean E_I(target images)) - unit(mean E_I(frozen samples))``, checked non-zero."""
-    d = mean_image_embedding(clip, target_images) - mean_image_embedding(clip, source_images)
-    return check_direction(d, f"{getattr(clip, 'name', 'CLIP')}: target images vs frozen generator samples")
 
 
 @torch.no_grad()

@@ -22,7 +22,6 @@ __all__ = [
     "l2_loss",
     "manifold_consistency_loss",
     "attribute_keep_loss",
-    "mix_loss",
     "patch_directional_loss",
     "read_source_direction",
     "perceptual_loss",
@@ -60,13 +59,6 @@ def directional_loss(
 def global_loss(e_images: torch.Tensor, e_target: torch.Tensor) -> torch.Tensor:
     """``mean_n [1 - cos(e_n, e_target)]``: pulls each image towards the target embedding."""
     return (1.0 - (unit(e_images) * unit(e_target)).sum(-1)).mean()
-
-
-def mix_loss(directional: torch.Tensor, global_: torch.Tensor, alpha: float = 0.8) -> torch.Tensor:
-    """``alpha * directional + (1 - alpha) * global`` (the 002 seed uses alpha = 0.8)."""
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    return alpha * directional + (1.0 - alpha) * global_
 
 
 def patch_directional_loss(
