@@ -64,7 +64,7 @@ times = []
 for _ in range(args["iters"]):
     t = time.perf_counter(); run.train_step(); sync(); times.append(time.perf_counter() - t)
 peak_step = peak_mib()
-ws = run._latents(args["select_batch"], 0.0)
+ws = run.latents(args["select_batch"], 0.0)
 t = time.perf_counter()
 select_rows_adaptive(run.G_train, ws, run.guidance.global_loss, k, 1, chunk=args["select_chunk"] or None)
 sync()

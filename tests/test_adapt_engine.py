@@ -14,7 +14,8 @@ import torch
 
 from conftest import make_tiny_generator
 from nada.adapt.config import AdaptConfig, AdaptConfigError
-from nada.adapt.engine import AdaptError, Adapter, adapt
+from nada.adapt.api import adapt
+from nada.adapt.engine import AdaptError, Adapter
 from nada.adapt.state import read_state
 from nada.adapt.layers import (
     LayerSpecError,

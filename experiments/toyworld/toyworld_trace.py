@@ -36,7 +36,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
 
     from nada.files import atomic_write_text
-    from nada.adapt.engine import Adapter, make_config
+    from nada.adapt import Adapter, make_config
     from nada.toyworld.evaluate import judge_verdict, parse_expectations
     from nada.toyworld.judge import load_judge
 

@@ -204,7 +204,6 @@ def run_adapt(args: argparse.Namespace) -> int:
     if not out:
         raise UsageError("give --out DIR (or --resume DIR)")
     cfg = adapt_config_from_args(args)
-    check_device(cfg.device)
     result = run(cfg, out, overwrite=args.overwrite, resume=bool(args.resume), progress=not args.no_progress)
     print(f"wrote {result.out_dir}/generator.safetensors, final.png, loss.png, metrics.json "
           f"({result.metrics['steps']} steps, {result.metrics['wall_time_s']:.0f} s)")

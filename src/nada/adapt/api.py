@@ -91,14 +91,12 @@ def make_config(source: str | None = None, target: str | None = None, *, config:
 
 def check_device(name: str) -> Any:
     """The torch device of a device option (``auto``: CUDA when available, else CPU), or a one-line error."""
-    from .engine import resolve_device
+    from ..devices import resolve_device
 
     try:
         return resolve_device(name)
-    except RuntimeError as e:
-        if isinstance(e, NadaError):
-            raise
-        raise AdaptConfigError(f"device {name!r}: {' '.join(str(e).split())}") from None
+    except NadaError as e:
+        raise AdaptConfigError(str(e)) from None
 
 
 def record_config(cfg: AdaptConfig, out: str | os.PathLike) -> None:

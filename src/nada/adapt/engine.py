@@ -36,8 +36,7 @@ from .trainer import NonFiniteLoss, Trainer
 
 IN_MEMORY = "(in-memory Generator)"  # config.yaml's generator entry when a module was passed in
 
-__all__ = ["AdaptError", "AdaptResult", "Adapter", "FINISHED_MARKER", "OUTPUTS", "adapt", "check_out_dir",
-           "make_config", "plot_losses", "resolve_device"]
+__all__ = ["AdaptError", "AdaptResult", "Adapter", "FINISHED_MARKER", "OUTPUTS", "check_out_dir", "plot_losses"]
 
 
 @dataclass
@@ -162,7 +161,6 @@ class Adapter:
         """``n`` W+ codes from the run's training latent stream (draws from it, as a step does)."""
         return self.trainer.latents(n, mixing)
 
-    _latents = latents  # older name (benchmarks/bench_adapt.py)
 
     def _set_rows(self, rows: list[int]) -> None:
         self.param.set_rows(rows)
@@ -331,50 +329,3 @@ class Adapter:
         if self._saved_step is None:
             return f"{happened}; {self._kept()}; {fix}, then run the same command again"
         return f"{happened}; {self._kept()}; {fix}, then continue with: nada adapt --resume {self.out}"
-
-
-def adapt(source: str | None = None, target: str | None = None, out: str | Path | None = None, *,
-          config: AdaptConfig | None = None, generator: Generator | str | None = None, clip: list[str] | None = None,
-          overwrite: bool = False, resume: bool = False, progress: bool = True, **options: Any) -> AdaptResult:
-    """Adapt a generator from ``source`` to ``target`` text and return the trained copy.
-
-    ``options`` are :class:`AdaptConfig` fields (``iters``, ``batch``, ``layers``...) or
-    :class:`GuidanceConfig` fields (``lambda_global``, ``clip_augment``...). With ``out``
-    the run writes samples, checkpoints and final outputs there.
-    """
-    cfg, G = make_config(source, target, config=config, generator=generator, clip=clip, **options)
-    return Adapter(cfg, out, generator=G, overwrite=overwrite, resume=resume, progress=progress).run()
-
-
-def make_config(source: str | None = None, target: str | None = None, *, config: AdaptConfig | None = None,
-                generator: Generator | str | None = None, clip: list[str] | None = None,
-                **options: Any) -> tuple[AdaptConfig, Generator | None]:
-    """The :class:`AdaptConfig` that :func:`adapt` runs, and the in-memory generator if one was passed."""
-    import dataclasses
-
-    from ..guidance.config import GuidanceConfig
-
-    data = config.to_dict() if config is not None else {"guidance": {}}
-    g = data.pop("guidance")
-    gfields = {f.name for f in dataclasses.fields(GuidanceConfig)}
-    afields = {f.name for f in dataclasses.fields(AdaptConfig)}
-    if source is not None:
-        g["source_text"] = source
-    if target is not None:
-        g["target_text"] = target
-    if clip is not None:
-        g["clip"] = list(clip)
-    for k, v in options.items():
-        if k in afields and k != "guidance":
-            data[k] = v
-        elif k in gfields:
-            g[k] = v
-        else:
-            raise TypeError(f"adapt() got an unknown option {k!r}")
-    G = None
-    if isinstance(generator, Generator):
-        G = generator
-        data.setdefault("generator", IN_MEMORY)
-    elif generator is not None:
-        data["generator"] = str(generator)
-    return AdaptConfig.from_dict({**data, "guidance": g}), G

@@ -8,13 +8,12 @@ class AdaptError(RunError):
     """A run that cannot start or cannot go on; the message says why and what to do."""
 
 
-def resolve_device(device: str):
-    """``"auto"`` -> CUDA when available, else CPU; anything else as named (CUDA checked to exist)."""
-    import torch
+def resolve_device(device):
+    """``"auto"`` -> CUDA when available, else CPU (:func:`nada.devices.resolve_device`), as an :class:`AdaptError`."""
+    from ..devices import resolve_device as resolve
+    from ..errors import ConfigError
 
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise AdaptError(f"device {device!r} requested but CUDA is not available; use --device cpu")
-    return dev
+    try:
+        return resolve(device)
+    except ConfigError as e:
+        raise AdaptError(str(e)) from None
