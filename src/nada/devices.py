@@ -17,7 +17,7 @@ def resolve_device(name: str | torch.device) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
-    except (RuntimeError, TypeError) as e:
+    except (RuntimeError, TypeError):
         raise ConfigError(f"device {name}: not a device name torch knows; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name}: CUDA is not available on this machine; use cpu or auto")

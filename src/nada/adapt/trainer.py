@@ -13,7 +13,7 @@ reproducible for a seed and thread count, and resumable bit-for-bit from
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch

@@ -24,7 +24,6 @@ _API = {
     "compose_prompts": "nada.guidance.templates",
     "select_source_text": "nada.guidance.directions",
     "LearnedLossWeights": "nada.guidance.losses",
-    "make_tiny_clip": "nada.guidance.testing",
 }
 
 __all__ = sorted(_API)

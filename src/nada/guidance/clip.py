@@ -30,6 +30,7 @@ __all__ = [
     "ImagePreprocessing",
     "OPENAI_CLIP_MEAN",
     "OPENAI_CLIP_STD",
+    "clip_processor_config",
     "hub_offline",
     "load_clip",
     "resolve_clip_name",
@@ -191,6 +192,25 @@ def _floats(value: Any, what: str, where: str) -> tuple[float, ...]:
         return tuple(float(v) for v in value)
     except (TypeError, ValueError, OverflowError) as exc:
         raise ClipLoadError(f"{where}: {what} must be a list of 3 numbers, found {value!r}") from exc
+
+
+def clip_processor_config(image_size: int, image_mean: Sequence[float] = OPENAI_CLIP_MEAN,
+                          image_std: Sequence[float] = OPENAI_CLIP_STD) -> dict:
+    """``preprocessor_config.json`` of a CLIP with square input ``image_size``: resize, centre crop, mean/std."""
+    return {
+        "image_processor_type": "CLIPImageProcessor",
+        "do_resize": True,
+        "size": {"shortest_edge": image_size},
+        "resample": 3,
+        "do_center_crop": True,
+        "crop_size": {"height": image_size, "width": image_size},
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": [float(v) for v in image_mean],
+        "image_std": [float(v) for v in image_std],
+        "do_convert_rgb": True,
+    }
 
 
 def _center_crop(x: torch.Tensor, crop_hw: tuple[int, int]) -> torch.Tensor:

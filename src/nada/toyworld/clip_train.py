@@ -32,7 +32,7 @@ from nada._io import atomic_path, atomic_write_text
 
 from . import augment as aug
 from .captions import build_tokenizer, caption_scenes, zero_shot_prompts, STYLE_NOUNS, MAX_TOKENS
-from .renderer import COLOURS, RESOLUTION, SHAPES, STYLES, Scene, render, sample_scenes, scene_labels
+from .renderer import RESOLUTION, SHAPES, STYLES, Scene, render, sample_scenes, scene_labels
 
 # OpenAI CLIP's image normalisation; kept so the built-in CLIPs take input like real ones.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -87,7 +87,7 @@ def clip_config(
 
 def preprocessor_config() -> dict:
     """``preprocessor_config.json`` of a 64x64 CLIP with OpenAI's mean/std (resize + centre crop to 64)."""
-    from ..guidance.testing import clip_processor_config
+    from ..guidance.clip import clip_processor_config
 
     return clip_processor_config(RESOLUTION, CLIP_MEAN, CLIP_STD)
 

@@ -92,7 +92,7 @@ def test_report_against_itself_and_against_another_generator():
 
 
 def test_resolution_mismatch_is_refused():
-    from conftest import make_tiny_generator
+    from fixtures import make_tiny_generator
 
     with pytest.raises(EvaluateError, match="px"):
         evaluate(make_tiny_generator(), ["style=sketch"], n=4, base=tiny_64(0), judge=FakeJudge(), clips=[FakeClip()])

@@ -1,8 +1,8 @@
-"""Tiny random CLIP models saved as ordinary model directories, for tests and examples.
+"""Tiny random models for the tests, built offline in a few milliseconds: one place for all of them.
 
-A directory made here loads through :func:`nada.guidance.clip.load_clip` exactly like a
-hub model (config + safetensors weights, tokenizer files, preprocessor_config.json), so
-tests exercise the real loading path without any download.
+``make_tiny_generator`` builds a StyleGAN2 with small channel counts; ``make_tiny_clip`` saves a
+randomly initialised ``transformers.CLIPModel`` with a word-level tokenizer as an ordinary model
+directory, so tests exercise the real loading path without any download.
 """
 from __future__ import annotations
 
@@ -14,12 +14,29 @@ from typing import Iterable, Sequence
 
 import torch
 
-from .._io import atomic_write_text
-from .clip import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
-from .templates import IMAGENET_TEMPLATES, PART_TEMPLATES
-from .tokenizer import build_word_tokenizer
+from nada.files import atomic_write_text
+from nada.guidance.clip import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, clip_processor_config
+from nada.guidance.templates import IMAGENET_TEMPLATES, PART_TEMPLATES
+from nada.guidance.tokenizer import build_word_tokenizer
 
-__all__ = ["DEFAULT_WORDS", "make_tiny_clip"]
+__all__ = ["DEFAULT_WORDS", "TINY_CHANNELS", "make_tiny_clip", "make_tiny_generator"]
+
+TINY_CHANNELS = {4: 32, 8: 32, 16: 16, 32: 8}
+
+
+def make_tiny_generator(seed: int = 0, resolution: int = 32):
+    from nada.generators.stylegan2 import Generator, GeneratorConfig
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        chans = {r: c for r, c in TINY_CHANNELS.items() if r <= resolution}
+        G = Generator(GeneratorConfig(resolution, style_dim=32, n_mlp=2, channels=chans))
+        # non-zero noise strengths and biases so that every parameter matters
+        for name, p in G.named_parameters():
+            if name.endswith("noise.weight") or name.endswith("activate.bias") or name.endswith(".bias") and p.ndim == 4:
+                p.data.normal_(0, 0.1)
+    return G
+
 
 DEFAULT_WORDS: tuple[str, ...] = (
     "photo", "sketch", "painting", "drawing", "cartoon", "watercolor", "neon", "pixel", "art",
@@ -83,22 +100,3 @@ def make_tiny_clip(
     processor = clip_processor_config(image_size, image_mean, image_std)
     atomic_write_text(directory / "preprocessor_config.json", json.dumps(processor, indent=2) + "\n")
     return directory
-
-
-def clip_processor_config(image_size: int, image_mean: Sequence[float] = OPENAI_CLIP_MEAN,
-                          image_std: Sequence[float] = OPENAI_CLIP_STD) -> dict:
-    """``preprocessor_config.json`` of a CLIP with square input ``image_size``: resize, centre crop, mean/std."""
-    return {
-        "image_processor_type": "CLIPImageProcessor",
-        "do_resize": True,
-        "size": {"shortest_edge": image_size},
-        "resample": 3,
-        "do_center_crop": True,
-        "crop_size": {"height": image_size, "width": image_size},
-        "do_rescale": True,
-        "rescale_factor": 1 / 255,
-        "do_normalize": True,
-        "image_mean": [float(v) for v in image_mean],
-        "image_std": [float(v) for v in image_std],
-        "do_convert_rgb": True,
-    }

@@ -14,7 +14,7 @@ from nada.guidance.config import GuidanceConfig
 from nada.guidance.ensemble import ClipEnsemble
 from nada.guidance.errors import GuidanceError
 from nada.guidance.guidance import Guidance
-from nada.guidance.testing import make_tiny_clip
+from fixtures import make_tiny_clip
 
 torch.set_num_threads(1)
 

@@ -16,7 +16,6 @@ import math
 import pickle
 import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest

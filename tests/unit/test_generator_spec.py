@@ -10,7 +10,7 @@ import torch
 
 from nada.generators.stylegan2 import Generator, GeneratorConfig
 
-SPEC_PATH = Path(__file__).parent / "data" / "rosinality_state_dict_keys.json"
+SPEC_PATH = Path(__file__).resolve().parents[1] / "data" / "rosinality_state_dict_keys.json"
 SPEC = json.loads(SPEC_PATH.read_text())
 
 

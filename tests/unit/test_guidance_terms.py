@@ -14,7 +14,7 @@ from nada.guidance.config import DEFAULT_CLIPS, LOSS_TERMS, GuidanceConfig
 from nada.guidance.errors import GuidanceError
 from nada.guidance.guidance import Guidance
 from nada.guidance.terms import TERMS, Term
-from nada.guidance.testing import make_tiny_clip
+from fixtures import make_tiny_clip
 from nada.options import info
 
 torch.set_num_threads(1)

@@ -19,7 +19,7 @@ from nada.guidance.ensemble import ClipEnsemble
 from nada.guidance.errors import GuidanceError, ZeroDirectionError
 from nada.guidance.guidance import Guidance
 from nada.guidance.templates import IMAGENET_TEMPLATES, compose_prompts
-from nada.guidance.testing import make_tiny_clip
+from fixtures import make_tiny_clip
 from nada.imaging import from_uint8
 
 torch.set_num_threads(1)

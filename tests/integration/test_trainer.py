@@ -1,14 +1,12 @@
 """The step-wise Trainer, its callbacks, the Checkpointer and the RunDir; and no import cycles."""
 from __future__ import annotations
 
-import ast
 import copy
-import pathlib
 
 import pytest
 import torch
 
-from conftest import make_tiny_generator
+from fixtures import make_tiny_generator
 from nada.adapt.callbacks import EarlyStop
 from nada.adapt.checkpoint import Checkpointer
 from nada.adapt.config import AdaptConfig
@@ -169,63 +167,3 @@ def test_auto_device():
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto").type == expected
     assert resolve_device("cpu").type == "cpu"
-
-
-# ----------------------------------------------------------------------------- imports
-
-
-def _import_graph(skip_type_checking: bool) -> dict[str, set[str]]:
-    root = pathlib.Path(__file__).resolve().parents[1] / "src"
-    files = {".".join(p.relative_to(root).with_suffix("").parts).removesuffix(".__init__"): p
-             for p in (root / "nada").rglob("*.py")}
-    graph = {}
-    for mod, path in files.items():
-        pkg = mod if path.name == "__init__.py" else mod.rsplit(".", 1)[0]
-        tree = ast.parse(path.read_text())
-        skip = set()
-        if skip_type_checking:
-            for n in ast.walk(tree):
-                if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test):
-                    skip.update(id(x) for b in n.body for x in ast.walk(b))
-        deps = set()
-        for node in ast.walk(tree):
-            if id(node) in skip:
-                continue
-            if isinstance(node, ast.ImportFrom):
-                base = pkg.split(".")[:len(pkg.split(".")) - node.level + 1] if node.level else []
-                target = ".".join(base + ([node.module] if node.module else []))
-                names = [target] + [f"{target}.{a.name}" for a in node.names]
-            elif isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            else:
-                continue
-            deps.update(n for n in names if n in files and n != mod)
-        graph[mod] = deps
-    return graph
-
-
-def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    cycles, state = [], {}
-
-    def visit(v, path):
-        state[v] = 1
-        for w in sorted(graph[v]):
-            if state.get(w) == 1:
-                cycles.append(path[path.index(w):] + [w])
-            elif w not in state:
-                visit(w, path + [w])
-        state[v] = 2
-
-    for v in sorted(graph):
-        if v not in state:
-            visit(v, [v])
-    return cycles
-
-
-def test_no_import_cycles():
-    # no module of nada imports one that (directly or not) imports it back, counting imports inside functions
-    assert _cycles(_import_graph(skip_type_checking=True)) == []
-    # the engine's modules do not even for type checking
-    mine = [c for c in _cycles(_import_graph(skip_type_checking=False))
-            if any(m.startswith(("nada.adapt", "nada.generators")) for m in c)]
-    assert mine == []

@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import make_tiny_generator
+from fixtures import make_tiny_generator
 from nada.cli import main
 
 
@@ -175,7 +175,7 @@ def test_docs_option_tables_are_generated_from_the_fields():
 
     from nada.options import DOC_FILES, render_doc
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     for rel in DOC_FILES:
         text = (root / rel).read_text(encoding="utf-8")
         assert "<!-- options: " in text

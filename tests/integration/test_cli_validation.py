@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from conftest import make_tiny_generator
+from fixtures import make_tiny_generator
 from nada.adapt.config import AdaptConfig, AdaptConfigError
 from nada.cli import main
 from nada.guidance.config import GuidanceConfig

@@ -56,7 +56,7 @@ def test_save_load_roundtrip(tmp_path):
 def test_adaptation_code_does_not_import_the_judge():
     import pathlib
 
-    src = pathlib.Path(__file__).resolve().parents[1] / "src" / "nada"
+    src = pathlib.Path(__file__).resolve().parents[2] / "src" / "nada"
     for sub in ("adapt", "guidance", "generators"):
         for f in (src / sub).rglob("*.py"):
             text = f.read_text()

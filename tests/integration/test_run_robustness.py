@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_tiny_generator
+from fixtures import make_tiny_generator
 from nada._io import (
     LOCK_NAME,
     DirectoryLock,

@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from conftest import make_tiny_generator
+from fixtures import make_tiny_generator
 from nada.adapt.config import AdaptConfig, AdaptConfigError
 from nada.adapt.api import adapt
 from nada.adapt.engine import AdaptError, Adapter

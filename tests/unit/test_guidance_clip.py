@@ -17,7 +17,7 @@ from nada.guidance.clip import (
     load_clip,
     resolve_clip_name,
 )
-from nada.guidance.testing import make_tiny_clip
+from fixtures import make_tiny_clip
 from nada.imaging import from_uint8
 
 torch.set_num_threads(1)

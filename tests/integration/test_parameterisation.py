@@ -2,12 +2,11 @@
 StyleSpace parameterisation (defined here only) trained by the real loop without touching it."""
 from __future__ import annotations
 
-import copy
 
 import pytest
 import torch
 
-from conftest import make_tiny_generator
+from fixtures import make_tiny_generator
 from nada.adapt.config import AdaptConfig
 from nada.adapt.engine import Adapter
 from nada.adapt.errors import AdaptError
