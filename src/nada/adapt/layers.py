@@ -16,12 +16,7 @@ from ..generators.stylegan2 import Generator
 from ..errors import ConfigError
 
 LAYER_GROUPS = ("adaptive", "all", "texture", "shape", "no-fine")
-SCOPES = ("full", "conv", "affine")
-SCOPE_HELP = {
-    "full": "every parameter of the chosen layers",
-    "conv": "convolution weights only",
-    "affine": "modulation (affine) weights/biases and noise strengths only",
-}
+SCOPES = ("full", "conv", "affine")  # every parameter / convolution weights / modulation and noise strengths
 
 
 class LayerSpecError(ConfigError):

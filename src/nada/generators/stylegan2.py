@@ -248,9 +248,6 @@ class ModulatedConv2d(nn.Module):
         self.style_hook: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.weight_hook: Callable[[torch.Tensor], torch.Tensor] | None = None
 
-    def style_to_scales(self, w: torch.Tensor) -> torch.Tensor:
-        return self.modulation(w)
-
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         batch = x.shape[0]
         style = self.modulation(w)  # (N, in)
@@ -370,7 +367,7 @@ class Generator(nn.Module):
         self.style_dim = self.z_dim = self.w_dim = config.style_dim
         self.log_size = int(math.log2(config.resolution))
         self.num_layers = (self.log_size - 2) * 2 + 1  # styled convolutions, one noise input each
-        self.num_ws = self.n_latent = self.log_size * 2 - 2
+        self.num_ws = self.log_size * 2 - 2
         channels = config.channel_table
         self.channels = channels
         blur, clamp = config.blur_kernel, config.conv_clamp
