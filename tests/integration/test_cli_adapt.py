@@ -53,17 +53,17 @@ def test_config_file_then_flags(base_file, tiny_clip_dir, tmp_path):
     assert {"direction", "global", "l2"} <= set(history[0])
 
 
-def test_resume_continues_an_unfinished_run(base_file, tiny_clip_dir, tmp_path):
+def finished_and_unfinished_runs(base_file, tiny_clip_dir, tmp_path):
+    """A finished 4-step run (its generator's state dict) and a copy stopped after 2 steps, as a crash would."""
+    from nada import load_generator
     from nada.adapt.config import AdaptConfig
     from nada.adapt.engine import Adapter
-    from nada import load_generator
 
     out = tmp_path / "run"
     argv = common(base_file, tiny_clip_dir, out) + ["--save-every", "1"]
     argv[argv.index("--iters") + 1] = "4"
     assert main(argv) == 0
     reference = load_generator(out / "generator.safetensors").state_dict()
-    # an unfinished run: stop after 2 of 4 steps, as a crash would
     out2 = tmp_path / "run2"
     cfg = AdaptConfig.load(out / "config.yaml")
     run = Adapter(cfg, out2, generator=load_generator(base_file), progress=False)
@@ -72,6 +72,13 @@ def test_resume_continues_an_unfinished_run(base_file, tiny_clip_dir, tmp_path):
     for _ in range(2):
         run.train_step()
     run.save_state()
+    return reference, out2
+
+
+def test_resume_continues_an_unfinished_run(base_file, tiny_clip_dir, tmp_path):
+    from nada import load_generator
+
+    reference, out2 = finished_and_unfinished_runs(base_file, tiny_clip_dir, tmp_path)
     assert main(["adapt", "--out", str(out2)] + ["--no-progress"]) == 2  # refuses to restart it silently
     assert main(["adapt", "--resume", str(out2), "--no-progress"]) == 0
     resumed = load_generator(out2 / "generator.safetensors").state_dict()
@@ -215,22 +222,8 @@ def test_unknown_api_option_is_a_config_error_and_a_type_error():
 def test_api_resume_reads_the_saved_config_and_rewrites_it(base_file, tiny_clip_dir, tmp_path):
     import nada
     from nada import load_generator
-    from nada.adapt.config import AdaptConfig
-    from nada.adapt.engine import Adapter
 
-    out = tmp_path / "run"
-    argv = common(base_file, tiny_clip_dir, out) + ["--save-every", "1"]
-    argv[argv.index("--iters") + 1] = "4"
-    assert main(argv) == 0
-    reference = load_generator(out / "generator.safetensors").state_dict()
-    out2 = tmp_path / "run2"
-    cfg = AdaptConfig.load(out / "config.yaml")
-    run = Adapter(cfg, out2, generator=load_generator(base_file), progress=False)
-    out2.mkdir()
-    cfg.save(out2 / "config.yaml")
-    for _ in range(2):
-        run.train_step()
-    run.save_state()
+    reference, out2 = finished_and_unfinished_runs(base_file, tiny_clip_dir, tmp_path)
     # no source, target or options: everything comes from out2/config.yaml, as with `nada adapt --resume`
     result = nada.adapt(out=out2, resume=True, progress=False, save_every=3)
     assert result.metrics["steps"] == 4
