@@ -185,6 +185,27 @@ class FinalGenerator(Callback):
         self.rundir.write_generator(trainer.param.adapted_generator(), self.export)
 
 
+class FinalDomain(Callback):
+    """``domain.safetensors``: a compact parameterisation's trained vectors, the base's fingerprint and the
+    run's texts (:mod:`nada.domains.domain`); ``generator_rosinality.pt`` (the domain baked in) on request."""
+
+    def __init__(self, rundir: RunDir, cfg: Any, info: dict[str, Any], export_rosinality: bool = False):
+        self.rundir, self.cfg, self.info, self.export = rundir, cfg, info, export_rosinality
+
+    def on_finish(self, trainer: Trainer) -> None:
+        from ..domains.domain import DOMAIN_FILE, save_domain
+
+        param = trainer.param
+        save_domain(self.rundir / DOMAIN_FILE, param.space.name, param.domain_tensors(), trainer.G_frozen,
+                    source_text=self.info.get("source_text") or self.cfg.guidance.source_text,
+                    target_text=self.info.get("target") or self.cfg.guidance.target_text, clips=list(self.cfg.guidance.clip),
+                    steps=trainer.iteration, extra={"layers": json.dumps(sorted(param.vectors))})
+        if self.export:
+            from ..generators.checkpoints import export_rosinality
+
+            export_rosinality(param.adapted_generator(), self.rundir / "generator_rosinality.pt")
+
+
 class FinalGrid(Callback):
     """``final.png``."""
 
@@ -233,6 +254,13 @@ def run_metrics(trainer: Trainer, early_stop: EarlyStop, info: dict[str, Any], f
     }
 
 
+def final_weights(cfg: Any, info: dict[str, Any], rundir: RunDir) -> Callback:
+    """What a finished run writes as its result: the generator (fine-tuning) or the domain."""
+    if getattr(cfg, "param", "finetune") == "finetune":
+        return FinalGenerator(rundir, cfg.export_rosinality)
+    return FinalDomain(rundir, cfg, info, cfg.export_rosinality)
+
+
 def default_callbacks(cfg: Any, early_stop: EarlyStop, grid: SampleGrid, rundir: RunDir | None,
                       checkpointer: Checkpointer | None, metrics: Callable[[bool], dict[str, Any]],
                       progress: bool) -> list[Callback]:
@@ -242,7 +270,7 @@ def default_callbacks(cfg: Any, early_stop: EarlyStop, grid: SampleGrid, rundir:
     cbs.append(early_stop)
     if rundir is not None and checkpointer is not None:
         cbs += [Samples(grid, rundir, cfg.sample_every), Checkpointing(checkpointer, cfg.save_every, cfg.iters),
-                FinalGenerator(rundir, cfg.export_rosinality), FinalGrid(grid, rundir), LossPlot(rundir),
+                final_weights(cfg, early_stop.info, rundir), FinalGrid(grid, rundir), LossPlot(rundir),
                 Metrics(rundir, metrics)]
     return cbs
 

@@ -55,6 +55,12 @@ def _scope(name: str, v: Any) -> str | None:
     return None if v in SCOPES else f"{name} must be one of {', '.join(SCOPES)}, got {v!r}"
 
 
+def _param(name: str, v: Any) -> str | None:
+    from ..domains.defaults import PARAMS
+
+    return None if v in PARAMS else f"{name} must be one of {', '.join(PARAMS)}, got {v!r}"
+
+
 def _layers(name: str, v: Any) -> str | None:
     if isinstance(v, str):
         if v not in LAYER_GROUPS and not all(t.strip().isdigit() for t in v.split(",") if t.strip()):
@@ -80,6 +86,10 @@ class AdaptConfig:
     seed: int = option(0, check=number(integer=True, lo=0, hi=MAX_SEED),
                        help="seed of everything random in the run (latents, augmentation, patches)")
 
+    param: str = option("finetune", check=_param,
+                         help="what trains: finetune (the synthesis weights), modulation (a per-channel multiplier of "
+                              "each conv weight, HyperDomainNet) or stylespace (style offsets, StyleDomain); the last "
+                              "two write a small domain.safetensors and bring their own lr and iters (docs/domains.md)")
     layers: Any = option("adaptive", check=_layers,
                          help="which W+ rows train: adaptive, all, texture, shape, no-fine, or rows like 0,1,5")
     layer_scope: str = option("full", check=_scope,
@@ -134,6 +144,8 @@ class AdaptConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "guidance"}
+        if d["param"] == "finetune":  # the default: config files stay as they were before parameterisations
+            del d["param"]
         if isinstance(d["layers"], tuple):
             d["layers"] = list(d["layers"])
         d["guidance"] = self.guidance.to_dict()
@@ -181,7 +193,11 @@ def _check_keys(layer: Mapping[str, Any]) -> None:
 
 
 def merge(*layers: Mapping[str, Any] | None) -> AdaptConfig:
-    """The run's config: defaults < the generator's preset < each layer in turn (later wins).
+    """The run's config: defaults < the generator's preset < the parameterisation's defaults < each layer in turn.
+
+    The parameterisation's defaults (:data:`nada.domains.defaults.PARAM_DEFAULTS`: ``lr`` and
+    ``iters`` for ``modulation`` and ``stylespace``) replace the preset's, which were tuned for
+    fine-tuning, and yield to anything a layer (config file, flags, keyword arguments) sets.
 
     A layer is a mapping of :class:`AdaptConfig` keys, ``guidance`` a mapping of
     :class:`GuidanceConfig` keys (or a GuidanceConfig); None layers are skipped. The generator
@@ -197,7 +213,11 @@ def merge(*layers: Mapping[str, Any] | None) -> AdaptConfig:
                      DEFAULT_GENERATOR)
     data: dict[str, Any] = {}
     guidance: dict[str, Any] = {}
-    for layer in [plugins.preset(str(generator)), *layers_]:
+    from ..domains.defaults import PARAM_DEFAULTS
+
+    param = next((layer["param"] for layer in reversed(layers_) if layer.get("param") is not None), "finetune")
+    own = PARAM_DEFAULTS.get(param, {}) if isinstance(param, str) else {}
+    for layer in [plugins.preset(str(generator)), dict(own), *layers_]:
         g = layer.pop("guidance", None)
         data.update(layer)
         if isinstance(g, GuidanceConfig):

@@ -61,7 +61,8 @@ class Adapter:
     they are loaded from the config. Everything that can fail on bad input (loading,
     text directions) happens in the constructor, before anything is written.
     ``parameterisation`` (a callable ``G_frozen -> Parameterisation``) chooses what trains;
-    by default the config's row-selective fine-tuning.
+    by default the config's ``param`` (row-selective fine-tuning, or a compact domain parameterisation
+    of :mod:`nada.domains`, whose run writes ``domain.safetensors`` instead of ``generator.safetensors``).
     """
 
     def __init__(self, config: AdaptConfig, out_dir: str | Path | None = None, *, generator: Generator | None = None,
@@ -104,7 +105,11 @@ class Adapter:
         self.info = self.guidance.prepare(frozen_sampler=self._frozen_sampler(config.seed + 7))
 
         # --- what trains, and the pieces of the run
-        make = parameterisation if parameterisation is not None else (lambda G: FineTune.from_config(config, G))
+        if parameterisation is None:
+            from ..domains.parameterisations import make_parameterisation
+
+            parameterisation = make_parameterisation(config)  # config.param: finetune, modulation, stylespace
+        make = parameterisation
         self.param = make(self.G_frozen)
         self.trainer = Trainer(config, self.G_frozen, self.param, self.guidance, device=self.device)
         self.grid = SampleGrid(config, self.G_frozen, self.param, self.device)

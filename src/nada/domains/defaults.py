@@ -1,0 +1,21 @@
+"""The parameterisations a run may train and their own defaults (no imports: the config reads it).
+
+``PARAM_DEFAULTS[param]`` holds the options a parameterisation brings when the user leaves them
+out. Layering (:func:`nada.adapt.config.merge`): option defaults < the generator's preset <
+these < a config file < flags / keyword arguments. A preset's ``lr``/``iters`` were tuned for
+fine-tuning ~30 M weights, so a compact parameterisation's own values replace them; anything a
+user writes (file, flag, keyword) wins over both.
+
+Values: HyperDomainNet's text-driven configs train the domain-modulation vector with Adam at
+lr 0.1 for 300 iterations (``configs/td_single_*.yaml``); StyleDomain's StyleSpace-offset config
+uses lr 0.05 for 250 iterations (``SimilarDomains/configs/td_nada_ffhq_sdelta.yaml``).
+"""
+from __future__ import annotations
+
+PARAMS = ("finetune", "modulation", "stylespace")
+
+PARAM_DEFAULTS: dict[str, dict[str, float | int]] = {
+    "finetune": {},
+    "modulation": {"lr": 0.1, "iters": 300},
+    "stylespace": {"lr": 0.05, "iters": 250},
+}
