@@ -80,18 +80,13 @@ def generate(G, n: int, seed: int, truncation: float = 1.0, batch: int = 64) -> 
     return torch.cat(out)
 
 
-@torch.no_grad()
 def clip_quality_diversity(images: torch.Tensor, text: str, clips: Sequence[Any]) -> tuple[float, float]:
-    """Mean cos(E_T(text), E_I(img)) and mean pairwise (1 - cos) between images, averaged over ``clips``."""
-    qs, ds = [], []
-    for clip in clips:
-        e = clip.encode_images(images, batch_size=64).double()
-        t = clip.encode_texts([text]).double()[0]
-        qs.append(float((e @ t).mean()))
-        n = len(e)
-        sim = e @ e.T
-        ds.append(float((1 - sim)[torch.triu_indices(n, n, 1).unbind()].mean()))
-    return float(np.mean(qs)), float(np.mean(ds))
+    """Mean cos(E_T(text), E_I(img)) and mean pairwise (1 - cos) between images, averaged over ``clips``
+    (:func:`nada.metrics.quality_diversity`, the text as given)."""
+    from ..metrics import quality_diversity
+
+    report = quality_diversity(images, text, clips, batch_size=64)
+    return report["quality"], report["diversity"]
 
 
 def judge_verdict(pred: Mapping[str, torch.Tensor], pred_base: Mapping[str, torch.Tensor],
