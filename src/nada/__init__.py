@@ -27,6 +27,12 @@ _API = {
     "AdaptError": "nada.adapt.engine",
     "adapt": "nada.adapt",  # the package is callable: see nada/adapt/__init__.py
     "NadaError": "nada.errors",
+    "load_domain": "nada.domains.domain",
+    "save_domain": "nada.domains.domain",
+    "apply_domains": "nada.domains.domain",
+    "bake_domains": "nada.domains.domain",
+    "Domain": "nada.domains.domain",
+    "DomainError": "nada.domains.domain",
 }
 
 __all__ = sorted(_API) + ["__version__"]

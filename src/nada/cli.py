@@ -103,7 +103,26 @@ def add_sample_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=_bounded_int(1, MAX_BATCH, "a batch size"), default=8,
                    help="images per forward pass (default 8)")
     p.add_argument("--device", default="auto", help="torch device: auto (CUDA when available, else CPU), cpu, cuda, cuda:N (default auto)")
+    _add_domain_flags(p)
     p.set_defaults(func=run_sample)
+
+
+def _add_domain_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--domain", action="append", default=[], metavar="FILE[:STRENGTH]",
+                   help="apply a domain (domain.safetensors of a --param modulation/stylespace run) at STRENGTH "
+                        "(default 1; 0 = the base exactly); repeatable: domains combine linearly (docs/domains.md)")
+    p.add_argument("--allow-other-base", action="store_true",
+                   help="apply domains trained on another base generator (same architecture)")
+
+
+def _with_domains(G, args: argparse.Namespace):
+    """``G`` with the --domain files applied (G itself when there are none)."""
+    if not args.domain:
+        return G
+    from .domains.domain import apply_domains, load_domain, parse_domain_spec
+
+    pairs = [(load_domain(path), strength) for path, strength in map(parse_domain_spec, args.domain)]
+    return apply_domains(G, pairs, allow_other_base=args.allow_other_base)
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -113,12 +132,38 @@ def run_sample(args: argparse.Namespace) -> int:
 
     _check_seed_range(args.seed, args.n)
     check_output_dir(args.out, "--out")  # before the generator loads: nothing is written on bad input
-    G = load_generator(args.generator, device=check_device(args.device))
+    G = _with_domains(load_generator(args.generator, device=check_device(args.device)), args)
     images = sample_images(G, args.n, seed=args.seed, truncation_psi=args.truncation,
                            noise_mode=args.noise_mode, batch_size=args.batch_size)
     files = write_samples(images, args.out, first_seed=args.seed)
     print(f"wrote {len(files.images)} images ({files.images[0].name} ... {files.images[-1].name}) "
           f"and {files.grid.name} to {files.grid.parent}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- nada bake
+
+
+def add_bake_command(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("bake", help="fold domains into a full generator file",
+                              description="Write GENERATOR with the --domain files folded into its weights, as a plain "
+                                          ".safetensors generator for tools that know no domains.")
+    p.add_argument("--generator", required=True, metavar="PATH_OR_NAME", help="the base generator the domains were trained on")
+    p.add_argument("--out", required=True, metavar="FILE", help="output .safetensors generator")
+    _add_domain_flags(p)
+    p.set_defaults(func=run_bake)
+
+
+def run_bake(args: argparse.Namespace) -> int:
+    from .generators.checkpoints import load_generator, save_generator
+
+    if not args.domain:
+        raise UsageError("give at least one --domain FILE[:STRENGTH]")
+    if not args.out.endswith(".safetensors"):
+        raise UsageError(f"--out {args.out}: a baked generator is written as .safetensors")
+    G = _with_domains(load_generator(args.generator), args).bake()
+    save_generator(G, args.out, metadata={"domains": " ".join(args.domain)})
+    print(f"wrote {args.out} ({args.generator} with {', '.join(args.domain)} folded in)")
     return 0
 
 
@@ -272,6 +317,7 @@ def run_toyworld_evaluate(args: argparse.Namespace) -> int:
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_sample_command,
     add_adapt_command,
+    add_bake_command,
     add_toyworld_command,
 ]
 
