@@ -312,12 +312,75 @@ def run_toyworld_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- nada evaluate
+
+
+def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
+    from .metrics import MAX_N
+
+    p = subparsers.add_parser(
+        "evaluate", help="CLIP Quality and Diversity of a generator's samples",
+        description="Draw --n samples (image i from seed --seed + i, as `nada sample`) and measure them with one or more "
+                    "CLIPs: Quality = mean cos(text, image), Diversity = mean pairwise (1 - cos) between images "
+                    "(HyperDomainNet; docs/evaluate.md). Judge with a CLIP that did not train the generator. "
+                    "The target text is embedded as given unless --templates.")
+    p.add_argument("--generator", required=True, metavar="PATH_OR_NAME",
+                   help="checkpoint file (.pt, .pkl, .safetensors), built-in name (toy, tiny) or pretrained name (ffhq-1024, ...)")
+    # a --domain D[:S] option goes here; _evaluate_generator turns the options into the generator view
+    p.add_argument("--target", required=True, metavar="TEXT", help="the text the samples should match, e.g. 'a sketch'")
+    p.add_argument("--clip", action="append", required=True, metavar="NAME",
+                   help="judging CLIP: alias (ViT-B/32), hub id, directory, OpenAI file or built-in name; "
+                        "repeat for several (the figures are their means, each one's are reported too)")
+    p.add_argument("--n", type=_bounded_int(2, MAX_N, "a number of samples"), default=1000,
+                   help=f"samples (default 1000, at most {MAX_N})")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the first sample; sample i uses seed+i (default 0)")
+    p.add_argument("--truncation", type=_finite_float, default=1.0, metavar="PSI", help="truncation psi (default 1: none)")
+    p.add_argument("--batch-size", type=_bounded_int(1, MAX_BATCH, "a batch size"), default=32,
+                   help="images per forward pass, for the generator and the CLIPs (default 32)")
+    p.add_argument("--templates", action="store_true",
+                   help="embed the text through CLIP's ImageNet prompt templates (default: the text as given; "
+                        "the built-in world's CLIPs know no template words)")
+    p.add_argument("--device", default="auto", help="torch device: auto (CUDA when available, else CPU), cpu, cuda, cuda:N (default auto)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the JSON report (default: one line of figures)")
+    p.set_defaults(func=run_evaluate)
+
+
+def _evaluate_generator(args: argparse.Namespace, device):
+    """The generator `nada evaluate` measures: --generator loaded on ``device``. Where --domain applies, return
+    its view instead: anything with ``mapping``, ``synthesis`` and ``z_dim`` (and ``parameters``) will do."""
+    from .generators.checkpoints import load_generator
+
+    return load_generator(args.generator, device=device)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from .metrics import check_evaluate_options, describe, evaluate
+
+    _check_seed_range(args.seed, args.n)
+    check_evaluate_options(args.n, args.seed, args.truncation, args.batch_size)
+    if not args.target.strip():
+        raise UsageError("--target: the text is empty; give the text the samples should match")
+    if len(set(args.clip)) < len(args.clip):
+        raise UsageError(f"--clip {next(c for c in args.clip if args.clip.count(c) > 1)} is given twice; each CLIP counts once")
+    device = check_device(args.device)
+    G = _evaluate_generator(args, device)
+    report = evaluate(G, args.target, clip=args.clip, n=args.n, seed=args.seed, truncation=args.truncation,
+                      batch_size=args.batch_size, templates=args.templates, device=device, progress=not args.no_progress)
+    report = {"generator": args.generator, **report}
+    print(json.dumps(report, indent=1) if args.json else describe(report))
+    return 0
+
+
 # ----------------------------------------------------------------------------- registration
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_sample_command,
     add_adapt_command,
     add_bake_command,
+    add_evaluate_command,
     add_toyworld_command,
 ]
 
