@@ -326,7 +326,7 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
                     "The target text is embedded as given unless --templates.")
     p.add_argument("--generator", required=True, metavar="PATH_OR_NAME",
                    help="checkpoint file (.pt, .pkl, .safetensors), built-in name (toy, tiny) or pretrained name (ffhq-1024, ...)")
-    # a --domain D[:S] option goes here; _evaluate_generator turns the options into the generator view
+    # --domain D[:S]: call _add_domain_flags(p) here and _with_domains(...) in _evaluate_generator
     p.add_argument("--target", required=True, metavar="TEXT", help="the text the samples should match, e.g. 'a sketch'")
     p.add_argument("--clip", action="append", required=True, metavar="NAME",
                    help="judging CLIP: alias (ViT-B/32), hub id, directory, OpenAI file or built-in name; "
@@ -347,8 +347,9 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _evaluate_generator(args: argparse.Namespace, device):
-    """The generator `nada evaluate` measures: --generator loaded on ``device``. Where --domain applies, return
-    its view instead: anything with ``mapping``, ``synthesis`` and ``z_dim`` (and ``parameters``) will do."""
+    """The generator `nada evaluate` measures: --generator loaded on ``device``. With --domain wired, this returns
+    ``_with_domains(G, args)``, a view: anything with ``mapping``, ``synthesis`` and ``z_dim`` (and ``parameters``)
+    is measured alike."""
     from .generators.checkpoints import load_generator
 
     return load_generator(args.generator, device=device)
