@@ -47,7 +47,7 @@ def run(cfg, out, at=None, resume=False):
                    log=lambda _: None)
 
 
-@pytest.mark.parametrize("param", ["modulation", "stylespace"])
+@pytest.mark.parametrize("param", ["modulation", "stylespace", "stylespace+", "affine+"])
 def test_a_domain_run_writes_a_domain_file_and_changes_only_its_vectors(tiny_clip_dir, tmp_path, param):
     cfg = config(tiny_clip_dir, param=param)
     out = tmp_path / "run"

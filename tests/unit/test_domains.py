@@ -64,11 +64,18 @@ def test_which_layers_carry_vectors(tiny_generator):
     G = tiny_generator
     mod, style = DomainParameterisation(G, "modulation"), DomainParameterisation(G, "stylespace")
     convs = {u.name: c for u, c in G.modulated_convs()}
-    assert set(style.vectors) == set(convs)  # every modulated layer, ToRGB included
-    assert set(mod.vectors) == {u.name for u, _ in G.modulated_convs() if u.kind == "conv"}  # ToRGB excluded
-    assert all(v.shape == (convs[k].in_channel,) for k, v in mod.vectors.items())
+    assert set(style.vectors) == {f"stylespace/{k}" for k in convs}  # every modulated layer, ToRGB included
+    assert set(mod.vectors) == {f"modulation/{u.name}" for u, _ in G.modulated_convs() if u.kind == "conv"}  # no ToRGB
+    assert all(v.shape == (convs[k.split("/")[1]].in_channel,) for k, v in mod.vectors.items())
     shape = DomainParameterisation(G, "modulation", "0,1,2")
-    assert set(shape.vectors) == {"conv1", "convs.0", "convs.1"} and shape.rows == [0, 1, 2]
+    assert set(shape.vectors) == {"modulation/conv1", "modulation/convs.0", "modulation/convs.1"} and shape.rows == [0, 1, 2]
+    # StyleDomain's StyleSpace+ and Affine+: weight offsets on the 64-px block (here the finest, 32 px)
+    plus, affine = DomainParameterisation(G, "stylespace+"), DomainParameterisation(G, "affine+")
+    offsets = {k for k in plus.vectors if k.startswith("weight/")}
+    assert offsets == {"weight/convs.4", "weight/convs.5", "weight/to_rgbs.2"} and offsets < set(affine.vectors)
+    assert plus.vectors["weight/convs.5"].shape == (convs["convs.5"].out_channel, convs["convs.5"].in_channel)
+    assert affine.vectors["affine.weight/conv1"].shape == convs["conv1"].modulation.weight.shape
+    assert len([k for k in affine.vectors if k.startswith("affine.bias/")]) == len(convs)
 
 
 @pytest.mark.parametrize("param", PARAMS)
@@ -197,7 +204,7 @@ def test_a_1024_config_f_modulation_domain_is_under_64_kb(tmp_path):
     with torch.device("meta"):
         G = Generator(GeneratorConfig(1024))
     units = [(u, c) for u, c in G.modulated_convs() if u.kind == "conv"]
-    vectors = {u.name: torch.zeros(c.in_channel) for u, c in units}
+    vectors = {f"modulation/{u.name}": torch.zeros(c.in_channel) for u, c in units}
     assert len(vectors) == 17 and sum(v.numel() for v in vectors.values()) == 6048
     path = save_domain(tmp_path / "d.safetensors", "modulation", vectors, fingerprint="0" * 64,
                        base_config=G.config.to_dict(), source_text="photo", target_text="sketch",

@@ -196,7 +196,7 @@ class FinalDomain(Callback):
         from ..domains.domain import DOMAIN_FILE, save_domain
 
         param = trainer.param
-        save_domain(self.rundir / DOMAIN_FILE, param.space.name, param.domain_tensors(), trainer.G_frozen,
+        save_domain(self.rundir / DOMAIN_FILE, param.param, param.domain_tensors(), trainer.G_frozen,
                     source_text=self.info.get("source_text") or self.cfg.guidance.source_text,
                     target_text=self.info.get("target") or self.cfg.guidance.target_text, clips=list(self.cfg.guidance.clip),
                     steps=trainer.iteration, extra={"layers": json.dumps(sorted(param.vectors))})

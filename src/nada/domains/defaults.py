@@ -7,15 +7,19 @@ fine-tuning ~30 M weights, so a compact parameterisation's own values replace th
 user writes (file, flag, keyword) wins over both.
 
 Values: HyperDomainNet's text-driven configs train the domain-modulation vector with Adam at
-lr 0.1 for 300 iterations (``configs/td_single_*.yaml``); StyleDomain's StyleSpace-offset config
-uses lr 0.05 for 250 iterations (``SimilarDomains/configs/td_nada_ffhq_sdelta.yaml``).
+lr 0.1 for 300 iterations (``configs/td_single_*.yaml``); StyleDomain's text-driven StyleSpace
+config uses lr 0.05 for 250 iterations (``SimilarDomains/configs/td_nada_ffhq_sdelta.yaml``), which
+stylespace+ keeps; its Affine+ runs (few-shot GAN training, ``DissimilarDomains/README.md``) use a
+generator lr of 0.02, with our 300 iterations.
 """
 from __future__ import annotations
 
-PARAMS = ("finetune", "modulation", "stylespace")
+PARAMS = ("finetune", "modulation", "stylespace", "stylespace+", "affine+")
 
 PARAM_DEFAULTS: dict[str, dict[str, float | int]] = {
     "finetune": {},
     "modulation": {"lr": 0.1, "iters": 300},
     "stylespace": {"lr": 0.05, "iters": 250},
+    "stylespace+": {"lr": 0.05, "iters": 250},
+    "affine+": {"lr": 0.02, "iters": 300},
 }

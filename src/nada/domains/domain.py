@@ -1,9 +1,9 @@
 """Domain files (``domain.safetensors``): a trained parameterisation's vectors and where they belong.
 
-A domain file holds only the trained vectors (one 1-D float32 tensor per layer, named by the
-layer's module path) and string metadata:
+A domain file holds only the trained tensors (1-D or 2-D float32, named ``"{space}/{layer}"``,
+e.g. ``modulation/convs.3``: :mod:`nada.domains.parameterisations`) and string metadata:
 
-``format`` (``nada-domain``), ``format_version``, ``param`` (``modulation`` / ``stylespace``),
+``format`` (``nada-domain``), ``format_version``, ``param`` (``modulation``, ``stylespace``, ``stylespace+``, ``affine+``),
 ``base_fingerprint`` (sha256 of the base generator's state dict, :func:`base_fingerprint`),
 ``base_config`` (its :class:`GeneratorConfig` as JSON), ``source_text``, ``target_text``,
 ``clips`` (JSON list), ``steps``, ``nada_version`` and ``checksum`` (sha256 of the vectors,
@@ -27,11 +27,10 @@ from torch import nn
 
 from .._io import tensors_sha256
 from ..adapt.errors import AdaptError
-from ..adapt.parameterisation import hooks_installed
 from ..errors import CheckpointError
 from ..files import atomic_path
 from ..generators.stylegan2 import Generator, GeneratorConfig
-from .parameterisations import SPACES, fold_into, space_hooks, sum_vectors
+from .parameterisations import PARAM_SPACES, fold_into, run_synthesis, space_hooks, sum_vectors
 
 __all__ = ["DOMAIN_FILE", "FORMAT_NAME", "FORMAT_VERSION", "Domain", "DomainError", "DomainGenerator",
            "apply_domains", "bake_domains", "base_fingerprint", "load_domain", "parse_domain_spec", "save_domain"]
@@ -39,7 +38,7 @@ __all__ = ["DOMAIN_FILE", "FORMAT_NAME", "FORMAT_VERSION", "Domain", "DomainErro
 DOMAIN_FILE = "domain.safetensors"
 FORMAT_NAME = "nada-domain"
 FORMAT_VERSION = 1
-MAX_VECTOR = 1 << 16  # entries per vector; far above any StyleGAN2 layer's channels
+MAX_NUMEL = 1 << 22  # entries per tensor; far above any StyleGAN2 layer's (a 512 x 512 weight offset is 1 << 18)
 MAX_VECTORS = 256
 
 
@@ -109,8 +108,8 @@ def save_domain(path: str | os.PathLike, param: str, vectors: Mapping[str, torch
                 steps: int = 0, extra: Mapping[str, str] | None = None) -> Path:
     """Write a domain file atomically. The base is named by ``base`` (fingerprint and config taken from
     it) or by ``fingerprint`` and ``base_config`` (e.g. for a generator never materialised)."""
-    if param not in SPACES:
-        raise DomainError(f"cannot save a {param!r} domain; domains are {', '.join(SPACES)}")
+    if param not in PARAM_SPACES:
+        raise DomainError(f"cannot save a {param!r} domain; domains are {', '.join(PARAM_SPACES)}")
     if base is not None:
         fingerprint = fingerprint or base_fingerprint(base)
         base_config = base_config or base.config.to_dict()
@@ -133,7 +132,7 @@ def load_domain(path: str | os.PathLike) -> Domain:
     if not path.is_file():
         raise DomainError(f"{what}; found {'a directory or special file' if path.exists() else 'no such file'}")
     try:
-        kind = sniff_format(path)
+        kind = "safetensors" if _looks_like_safetensors(path) else sniff_format(path)
     except OSError as e:
         raise DomainError(f"{what}; found an unreadable file ({e.strerror or e})") from None
     if kind != "safetensors":
@@ -156,16 +155,29 @@ def load_domain(path: str | os.PathLike) -> Domain:
     if not version.isdigit() or int(version) > FORMAT_VERSION:
         raise DomainError(f"{what} of format version <= {FORMAT_VERSION}; found {version!r} (written by a newer nada?)")
     param = meta.get("param")
-    if param not in SPACES:
-        raise DomainError(f"{what}; found an unknown parameterisation {param!r} (known: {', '.join(SPACES)})")
+    if param not in PARAM_SPACES:
+        raise DomainError(f"{what}; found an unknown parameterisation {param!r} (known: {', '.join(PARAM_SPACES)})")
     if tensors_sha256(vectors) != meta.get("checksum"):
         raise DomainError(f"{what} whose vectors match the checksum in its metadata; found different ones (corrupted)")
     for k, v in vectors.items():
-        if v.dtype != torch.float32 or v.ndim != 1 or not 0 < v.numel() <= MAX_VECTOR:
-            raise DomainError(f"{what}; found tensor {k!r} of {v.dtype} {tuple(v.shape)} (expected 1-D float32 vectors)")
+        space = k.partition("/")[0]
+        if space not in PARAM_SPACES[param] or not k.partition("/")[2]:
+            raise DomainError(f"{what}; found tensor {k!r}, not '<space>/<layer>' with a space of {param} "
+                              f"({', '.join(PARAM_SPACES[param])})")
+        if v.dtype != torch.float32 or v.ndim not in (1, 2) or not 0 < v.numel() <= MAX_NUMEL:
+            raise DomainError(f"{what}; found tensor {k!r} of {v.dtype} {tuple(v.shape)} (expected 1-D or 2-D float32)")
         if not torch.isfinite(v).all():
             raise DomainError(f"{what}; found non-finite values in {k!r}")
     return Domain(param, vectors, meta, path)
+
+
+def _looks_like_safetensors(path: Path) -> bool:
+    """An 8-byte header length that fits the file, then ``{`` (checked before ``sniff_format``, which reads a
+    header length whose low byte is 0x80 and next byte 2..5 as a pickle's protocol mark)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") <= size - 8
 
 
 def parse_domain_spec(spec: str) -> tuple[str, float]:
@@ -208,24 +220,20 @@ def check_base(G: Generator, pairs: Sequence[tuple[Domain, float]], allow_other_
                               f"generator is {mine}; pass allow_other_base=True (--allow-other-base) to apply it anyway")
 
 
-def mixed_vectors(pairs: Sequence[tuple[Domain, float]]) -> dict[str, dict[str, torch.Tensor]]:
-    """``{param: {layer: sum(strength * vector)}}`` over the domains with a non-zero strength."""
-    out: dict[str, list[tuple[dict[str, torch.Tensor], float]]] = {}
-    for d, s in pairs:
-        if s != 0.0:
-            out.setdefault(d.param, []).append((d.vectors, s))
-    return {param: sum_vectors(parts) for param, parts in out.items()}
+def mixed_vectors(pairs: Sequence[tuple[Domain, float]]) -> dict[str, torch.Tensor]:
+    """``{"space/layer": sum(strength * tensor)}`` over the domains with a non-zero strength."""
+    return sum_vectors((d.vectors, s) for d, s in pairs if s != 0.0)
 
 
-def _on(G: Generator, mixes: dict[str, dict[str, torch.Tensor]]) -> dict[str, dict[str, torch.Tensor]]:
+def _on(G: Generator, mixes: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     ref = G.w_avg
-    return {p: {k: v.to(ref.device, ref.dtype) for k, v in vs.items()} for p, vs in mixes.items()}
+    return {k: v.to(ref.device, ref.dtype) for k, v in mixes.items()}
 
 
 def _fit(G: Generator, pairs: Sequence[tuple[Domain, float]]) -> None:
     for d, _ in pairs:  # each domain must fit G on its own (a clear message naming the file)
         try:
-            space_hooks(G, {d.param: d.vectors}, what=d.label)
+            space_hooks(G, d.vectors, what=d.label)
         except AdaptError as e:
             raise DomainError(str(e)) from None
 
@@ -235,11 +243,11 @@ class DomainGenerator(nn.Module):
     :class:`Generator`'s (gradients reach the base's weights and the latents); every other attribute is
     the base's. The base itself is not changed (the hooks are there only during a forward pass)."""
 
-    def __init__(self, G: Generator, mixes: dict[str, dict[str, torch.Tensor]]):
+    def __init__(self, G: Generator, mixes: dict[str, torch.Tensor]):
         super().__init__()
         self.G = G
         self.mixes = _on(G, mixes)
-        self.style_hooks, self.weight_hooks = space_hooks(G, self.mixes)
+        self.hooks = space_hooks(G, self.mixes)
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -253,8 +261,9 @@ class DomainGenerator(nn.Module):
         return self.G.mapping(*args, **kwargs)
 
     def synthesis(self, ws: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        with hooks_installed(self.G, style=self.style_hooks, weight=self.weight_hooks):
-            return self.G.synthesis(ws, *args, **kwargs)
+        if args:
+            kwargs = {"noise_mode": args[0], **({"noise": args[1]} if len(args) > 1 else {}), **kwargs}
+        return run_synthesis(self.G, self.hooks, ws, **kwargs)
 
     def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, noise_mode: str = "random",
                 truncation_cutoff: int | None = None) -> torch.Tensor:
