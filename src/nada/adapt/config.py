@@ -88,8 +88,9 @@ class AdaptConfig:
 
     param: str = option("finetune", check=_param,
                          help="what trains: finetune (the synthesis weights), modulation (a per-channel multiplier of "
-                              "each conv weight, HyperDomainNet) or stylespace (style offsets, StyleDomain); the last "
-                              "two write a small domain.safetensors and bring their own lr and iters (docs/domains.md)")
+                              "each conv weight, HyperDomainNet), stylespace (style offsets, StyleDomain), stylespace+ "
+                              "or affine+ (StyleDomain's); all but finetune write a small domain.safetensors and bring "
+                              "their own lr and iters (docs/domains.md)")
     layers: Any = option("adaptive", check=_layers,
                          help="which W+ rows train: adaptive, all, texture, shape, no-fine, or rows like 0,1,5")
     layer_scope: str = option("full", check=_scope,
