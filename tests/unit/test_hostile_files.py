@@ -133,3 +133,20 @@ def test_random_damage_never_escapes_as_another_error(tmp_path, kind):
             load_generator(bad)
         except CheckpointError as e:
             assert "\n" not in str(e)
+
+
+def test_safetensors_whose_header_length_looks_like_a_pickle_mark(tmp_path):
+    """A header of 0x380 bytes starts with 80 03, a pickle's protocol-3 mark: still read as safetensors."""
+    from safetensors.torch import save_file
+
+    from nada.generators.checkpoints import sniff_format
+
+    path = tmp_path / "x.safetensors"
+    for pad in range(0x380):
+        save_file({"w": torch.zeros(2)}, str(path), metadata={"pad": "x" * pad})
+        if path.read_bytes()[:2] == b"\x80\x03":
+            break
+    assert path.read_bytes()[:2] == b"\x80\x03"
+    assert sniff_format(path) == "safetensors"
+    with pytest.raises(CheckpointError, match="expected a nada generator .safetensors"):
+        load_generator(path)  # read as what it is (a safetensors file of another program), not as a pickle

@@ -255,12 +255,15 @@ def sniff_format(path: str | os.PathLike) -> str:
         return "torch-zip"
     if head.startswith(TORCH_LEGACY_MAGIC):
         return "torch-legacy"
+    # safetensors before pickle: a header of 0x280-0x5ff bytes with low byte 0x80 starts like a pickle's
+    # protocol mark (80 02..05), while a real pickle never has a "{" right after a plausible length
+    is_json = len(head) >= 9 and head[8:9] == b"{"
+    header_len = int.from_bytes(head[:8], "little") if len(head) >= 8 else 0
+    if is_json and 2 <= header_len <= size - 8:
+        return "safetensors"
     if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
         return "pickle"
-    if len(head) >= 9 and head[8:9] == b"{":
-        header_len = int.from_bytes(head[:8], "little")
-        if 2 <= header_len <= size - 8:
-            return "safetensors"
+    if is_json:
         return "safetensors-truncated"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return "png"
