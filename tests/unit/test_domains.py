@@ -212,3 +212,29 @@ def test_a_1024_config_f_modulation_domain_is_under_64_kb(tmp_path):
     size = path.stat().st_size
     assert size < 64 * 1024, size
     assert load_domain(path).param == "modulation"
+
+
+def test_a_file_with_a_tensor_of_another_space_is_refused(tiny_generator, tmp_path):
+    d = random_domain(tiny_generator, "stylespace+")
+    path = save_domain(tmp_path / "d.safetensors", "stylespace", d.vectors, tiny_generator)  # has weight/ tensors
+    with pytest.raises(DomainError, match="not '<space>/<layer>' with a space of stylespace"):
+        load_domain(path)
+
+
+def test_the_python_api_takes_param_and_its_defaults():
+    from nada.adapt.api import make_config
+
+    cfg, _ = make_config("photo", "sketch", param="affine+")
+    assert cfg.param == "affine+" and cfg.lr == 0.02 and cfg.iters == 300
+    cfg, _ = make_config("photo", "sketch", param="modulation", iters=5)
+    assert cfg.lr == 0.1 and cfg.iters == 5
+
+
+def test_the_view_follows_the_base_to_another_dtype(tiny_generator):
+    G = tiny_generator.requires_grad_(False)
+    view = random_domain(G, "modulation").apply(G)
+    ws = ws_for(G)
+    with torch.no_grad():
+        single = view.synthesis(ws)
+        view.double()
+        assert torch.allclose(view.synthesis(ws.double()).float(), single, atol=1e-5)

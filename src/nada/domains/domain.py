@@ -257,6 +257,13 @@ class DomainGenerator(nn.Module):
                 raise
             return getattr(self._modules["G"], name)
 
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "DomainGenerator":
+        # .to(device) / .double(): the base moves, and the domain tensors with it
+        super()._apply(fn, *args, **kwargs)
+        self.mixes = _on(self.G, self.mixes)
+        self.hooks = space_hooks(self.G, self.mixes)
+        return self
+
     def mapping(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         return self.G.mapping(*args, **kwargs)
 
