@@ -1,8 +1,9 @@
 """``Adapter``: one ``nada adapt`` run, composed of the pieces in this package.
 
 ``G_frozen`` is the loaded generator, never changed; what trains is a parameterisation of it
-(:mod:`nada.adapt.parameterisation`; today :class:`FineTune`, a trainable copy of the synthesis
-weights of which the chosen layers learn). Both read the same W (the frozen mapping network),
+(:mod:`nada.adapt.parameterisation`; by default :class:`FineTune`, a trainable copy of the synthesis
+weights of which the chosen layers learn; with ``param`` a compact domain of :mod:`nada.domains`). Both read
+the same W (the frozen mapping network),
 so their latent spaces stay aligned. A :class:`~nada.adapt.trainer.Trainer` takes the steps;
 callbacks (:mod:`nada.adapt.callbacks`) stop early, draw samples, save the state through the
 :class:`~nada.adapt.checkpoint.Checkpointer` and write the final files into the
@@ -29,7 +30,7 @@ from .callbacks import EarlyStop, SampleGrid, default_callbacks, plot_losses, ru
 from .checkpoint import Checkpointer
 from .config import AdaptConfig
 from .errors import AdaptError, resolve_device
-from .parameterisation import FineTune, Parameterisation
+from .parameterisation import Parameterisation
 from .rundir import FINISHED_MARKER, OUTPUTS, RunDir, check_out_dir
 from .state import STATE_FILE
 from .trainer import NonFiniteLoss, Trainer
