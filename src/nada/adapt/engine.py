@@ -2,9 +2,8 @@
 
 ``G_frozen`` is the loaded generator, never changed; what trains is a parameterisation of it
 (:mod:`nada.adapt.parameterisation`; by default :class:`FineTune`, a trainable copy of the synthesis
-weights of which the chosen layers learn; with ``param`` a compact domain of :mod:`nada.domains`). Both read
-the same W (the frozen mapping network),
-so their latent spaces stay aligned. A :class:`~nada.adapt.trainer.Trainer` takes the steps;
+weights of which the chosen layers learn; with ``param`` a compact domain of :mod:`nada.domains`).
+Both read the same W (the frozen mapping network), so their latent spaces stay aligned. A :class:`~nada.adapt.trainer.Trainer` takes the steps;
 callbacks (:mod:`nada.adapt.callbacks`) stop early, draw samples, save the state through the
 :class:`~nada.adapt.checkpoint.Checkpointer` and write the final files into the
 :class:`~nada.adapt.rundir.RunDir`. ``Adapter`` adds loading, Ctrl-C handling and one-line
