@@ -109,7 +109,7 @@ def add_sample_command(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_domain_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--domain", action="append", default=[], metavar="FILE[:STRENGTH]",
-                   help="apply a domain (domain.safetensors of a --param modulation/stylespace run) at STRENGTH "
+                   help="apply a domain (the domain.safetensors of a `nada adapt --param` run other than finetune) at STRENGTH "
                         "(default 1; 0 = the base exactly); repeatable: domains combine linearly (docs/domains.md)")
     p.add_argument("--allow-other-base", action="store_true",
                    help="apply domains trained on another base generator (same architecture)")
