@@ -250,7 +250,8 @@ def run_adapt(args: argparse.Namespace) -> int:
         raise UsageError("give --out DIR (or --resume DIR)")
     cfg = adapt_config_from_args(args)
     result = run(cfg, out, overwrite=args.overwrite, resume=bool(args.resume), progress=not args.no_progress)
-    print(f"wrote {result.out_dir}/generator.safetensors, final.png, loss.png, metrics.json "
+    weights = "generator.safetensors" if cfg.param == "finetune" else "domain.safetensors"
+    print(f"wrote {result.out_dir}/{weights}, final.png, loss.png, metrics.json "
           f"({result.metrics['steps']} steps, {result.metrics['wall_time_s']:.0f} s)")
     return 0
 
@@ -326,7 +327,7 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
                     "The target text is embedded as given unless --templates.")
     p.add_argument("--generator", required=True, metavar="PATH_OR_NAME",
                    help="checkpoint file (.pt, .pkl, .safetensors), built-in name (toy, tiny) or pretrained name (ffhq-1024, ...)")
-    # --domain D[:S]: call _add_domain_flags(p) here and _with_domains(...) in _evaluate_generator
+    _add_domain_flags(p)
     p.add_argument("--target", required=True, metavar="TEXT", help="the text the samples should match, e.g. 'a sketch'")
     p.add_argument("--clip", action="append", required=True, metavar="NAME",
                    help="judging CLIP: alias (ViT-B/32), hub id, directory, OpenAI file or built-in name; "
@@ -347,12 +348,11 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _evaluate_generator(args: argparse.Namespace, device):
-    """The generator `nada evaluate` measures: --generator loaded on ``device``. With --domain wired, this returns
-    ``_with_domains(G, args)``, a view: anything with ``mapping``, ``synthesis`` and ``z_dim`` (and ``parameters``)
-    is measured alike."""
+    """The generator `nada evaluate` measures: --generator loaded on ``device``, with the --domain files applied
+    (a view: anything with ``mapping``, ``synthesis`` and ``z_dim`` is measured alike)."""
     from .generators.checkpoints import load_generator
 
-    return load_generator(args.generator, device=device)
+    return _with_domains(load_generator(args.generator, device=device), args)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -123,3 +123,16 @@ def test_cli_adapt_sample_and_bake(tiny_clip_dir, tmp_path, capsys):
     assert err.count("\n") == 0 and "--allow-other-base" in err
     assert main(["sample", "--generator", str(other), "--n", "1", "--out", str(tmp_path / "o"), "--domain", str(dom),
                  "--allow-other-base"]) == 0
+    # the adapt line names the file a domain run writes
+    assert main(["adapt", "--resume", str(out), "--no-progress"]) == 0
+    assert "domain.safetensors" in capsys.readouterr().out
+    # nada evaluate measures the generator with the domains applied; strength 0 is the base
+    def evaluate(*extra):
+        capsys.readouterr()
+        assert main(["evaluate", "--generator", str(base), "--target", "sketch", "--clip", str(tiny_clip_dir),
+                     "--n", "4", "--device", "cpu", "--no-progress", "--json", *extra]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    plain, zero, full = evaluate(), evaluate("--domain", f"{dom}:0"), evaluate("--domain", str(dom))
+    assert zero["quality"] == plain["quality"] and zero["diversity"] == plain["diversity"]
+    assert full["quality"] != plain["quality"]

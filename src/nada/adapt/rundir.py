@@ -26,8 +26,8 @@ from .state import OLD_STATE_FILE, STATE_FILE, StateError, check_state_file, old
 FINISHED_MARKER = "metrics.json"
 
 # what a run writes into its directory (removed by --overwrite)
-OUTPUTS = ("samples", STATE_FILE, OLD_STATE_FILE, "metrics.json", "generator.safetensors", "final.png", "loss.png",
-           "generator_rosinality.pt")
+OUTPUTS = ("samples", STATE_FILE, OLD_STATE_FILE, "metrics.json", "generator.safetensors", "domain.safetensors",
+           "final.png", "loss.png", "generator_rosinality.pt")
 
 
 def check_out_dir(out: Path, overwrite: bool, resume: bool, config: Any = None) -> None:
