@@ -19,7 +19,7 @@ from nada.guidance.clip import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, clip_processor
 from nada.guidance.templates import IMAGENET_TEMPLATES, PART_TEMPLATES
 from nada.guidance.tokenizer import build_word_tokenizer
 
-__all__ = ["DEFAULT_WORDS", "TINY_CHANNELS", "make_tiny_clip", "make_tiny_generator"]
+__all__ = ["DEFAULT_WORDS", "TINY_CHANNELS", "RaiseAt", "make_tiny_clip", "make_tiny_generator"]
 
 TINY_CHANNELS = {4: 32, 8: 32, 16: 16, 32: 8}
 
@@ -100,3 +100,19 @@ def make_tiny_clip(
     processor = clip_processor_config(image_size, image_mean, image_std)
     atomic_write_text(directory / "preprocessor_config.json", json.dumps(processor, indent=2) + "\n")
     return directory
+
+
+class RaiseAt:
+    """Wraps a Guidance: its loss raises ``exc`` at the ``at``-th call (1-based), once (an interrupt, OOM or crash mid-step)."""
+
+    def __init__(self, inner, at, exc):
+        self.inner, self.at, self.exc, self.calls = inner, at, exc, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def loss(self, a, b):
+        self.calls += 1
+        if self.calls == self.at:
+            raise self.exc
+        return self.inner.loss(a, b)

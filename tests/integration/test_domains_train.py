@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from fixtures import make_tiny_generator
+from fixtures import RaiseAt, make_tiny_generator
 from nada.adapt.config import AdaptConfig
 from nada.adapt.engine import Adapter
 from nada.adapt.state import STATE_FILE, read_state
@@ -22,18 +22,6 @@ def config(clip_dir, **kw):
     return AdaptConfig(**base, guidance=g)
 
 
-class RaiseAt:
-    def __init__(self, inner, at, exc):
-        self.inner, self.at, self.exc, self.calls = inner, at, exc, 0
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def loss(self, a, b):
-        self.calls += 1
-        if self.calls == self.at:
-            raise self.exc
-        return self.inner.loss(a, b)
 
 
 def run(cfg, out, at=None, resume=False):

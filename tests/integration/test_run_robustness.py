@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fixtures import make_tiny_generator
+from fixtures import RaiseAt, make_tiny_generator
 from nada._io import (
     LOCK_NAME,
     DirectoryLock,
@@ -46,20 +46,6 @@ def config(clip_dir, **kw):
     return AdaptConfig(**base, guidance=g)
 
 
-class RaiseAt:
-    """Wraps a Guidance: its loss raises ``exc`` at the ``at``-th call (1-based), once."""
-
-    def __init__(self, inner, at, exc):
-        self.inner, self.at, self.exc, self.calls = inner, at, exc, 0
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def loss(self, a, b):
-        self.calls += 1
-        if self.calls == self.at:
-            raise self.exc
-        return self.inner.loss(a, b)
 
 
 def guidance_for(cfg, at=None, exc=None):
