@@ -41,7 +41,14 @@ def run_case(name: str, work: Path, env: dict, adapt_args: list[str] = (), judge
         if proc.returncode != 0:
             raise SystemExit(f"nada adapt failed for {name}:\n{proc.stderr[-2000:]}")
         wall = round(time.time() - t0, 1)
-    cmd = [sys.executable, "-m", "nada.cli", "toyworld", "evaluate", "--generator", str(out / "generator.safetensors"), "--n", "256", "--seed", "0", "--json"]
+    weights, domain = out / "generator.safetensors", out / "domain.safetensors"
+    extra: dict = {}
+    if domain.is_file() and not weights.is_file():  # a compact run (--param ...): judge the base with its domain
+        weights = out / "baked.safetensors"
+        subprocess.run([sys.executable, "-m", "nada.cli", "bake", "--generator", "toy", "--domain", str(domain), "--out",
+                        str(weights)], check=True, env=env, capture_output=True, text=True)
+        extra["domain_file_bytes"] = domain.stat().st_size
+    cmd = [sys.executable, "-m", "nada.cli", "toyworld", "evaluate", "--generator", str(weights), "--n", "256", "--seed", "0", "--json"]
     for e in expect:
         cmd += ["--expect", e]
     if judge:
@@ -50,7 +57,7 @@ def run_case(name: str, work: Path, env: dict, adapt_args: list[str] = (), judge
     got = {"target_rate": report["target_rate"], "position_shift_px": report["position_shift_px"], **report["preserved"]}
     passed = meets(name, got)
     metrics = json.loads((out / "metrics.json").read_text())
-    return {"case": name, "source": source, "target": target, "expect": expect, "adapt_wall_s": wall,
+    return {"case": name, "source": source, "target": target, "expect": expect, "adapt_wall_s": wall, **extra,
             "steps": metrics["steps"], "stopped_early": metrics["stopped_early"],
             "thresholds": want, "passed": passed, "report": report}
 
