@@ -355,34 +355,49 @@ def _np_scalar(dtype: Any, data: Any = None) -> Any:
     return np.frombuffer(data, dtype=dt)[0]
 
 
-def finalize(obj: Any, _depth: int = 0) -> Any:
-    """Replace the numpy stand-ins in an unpickled object by real numpy arrays and dtypes."""
+NOT_A_STAND_IN = object()
+
+
+def replace_stand_ins(obj: Any, replace: Callable[[Any], Any], _depth: int = 0) -> Any:
+    """Walk an unpickled object and put ``replace(x)`` wherever it is not :data:`NOT_A_STAND_IN`.
+
+    Containers (dicts, lists, plain tuples, namespaces and the stand-ins' states) are walked in
+    place; nesting is bounded as in :func:`check_pickle`.
+    """
     if _depth > MAX_DEPTH + 10:
         raise UnsafePickleError("refusing to unpickle: data nested too deep")
+    value = replace(obj)
+    if value is not NOT_A_STAND_IN:
+        return value
     d = _depth + 1
+    if isinstance(obj, dict):
+        for k in list(obj):
+            obj[k] = replace_stand_ins(obj[k], replace, d)
+    elif isinstance(obj, list):
+        obj[:] = [replace_stand_ins(v, replace, d) for v in obj]
+    elif type(obj) is tuple:
+        return tuple(replace_stand_ins(v, replace, d) for v in obj)
+    elif isinstance(obj, (PersistentObject, TFNetworkStub, ScriptObject)):
+        obj.state = replace_stand_ins(obj.state, replace, d)
+    elif isinstance(obj, argparse.Namespace):
+        for k, v in vars(obj).items():
+            setattr(obj, k, replace_stand_ins(v, replace, d))
+    return obj
+
+
+def _numpy_value(obj: Any) -> Any:
     if isinstance(obj, _ArrayStub):
         if obj.array is None:
             raise UnsafePickleError("refusing a numpy array that was never given its data")
         return obj.array
     if isinstance(obj, _DTypeStub):
         return obj.dtype
-    if isinstance(obj, (dict, collections.OrderedDict)):
-        for k in list(obj):
-            obj[k] = finalize(obj[k], d)
-        return obj
-    if isinstance(obj, list):
-        obj[:] = [finalize(v, d) for v in obj]
-        return obj
-    if isinstance(obj, tuple) and not isinstance(obj, torch.Size):
-        return type(obj)(finalize(v, d) for v in obj) if type(obj) is tuple else obj
-    if isinstance(obj, (PersistentObject, TFNetworkStub, ScriptObject)):
-        obj.state = finalize(obj.state, d)
-        return obj
-    if isinstance(obj, argparse.Namespace):
-        for k, v in vars(obj).items():
-            setattr(obj, k, finalize(v, d))
-        return obj
-    return obj
+    return NOT_A_STAND_IN
+
+
+def finalize(obj: Any) -> Any:
+    """Replace the numpy stand-ins in an unpickled object by real numpy arrays and dtypes."""
+    return replace_stand_ins(obj, _numpy_value)
 
 
 # ----------------------------------------------------------------------------- other guarded constructors

@@ -284,27 +284,16 @@ def _pending_tensor(storage: Any, *args: Any) -> Any:
     return _rebuild_tensor(storage, *args)
 
 
-def _resolve_pending(obj: Any, storages: dict[str, _Storage], depth: int = 0) -> Any:
+def _resolve_pending(obj: Any, storages: dict[str, _Storage]) -> Any:
     """Replace storages and tensors that waited for their bytes (legacy layout)."""
-    if depth > safe_pickle.MAX_DEPTH + 10:
-        raise UnsafePickleError("refusing to unpickle: data nested too deep")
-    d = depth + 1
-    if isinstance(obj, _PendingTensor):
-        return _rebuild_tensor(storages[obj.key], *obj.args)
-    if isinstance(obj, _Pending):
-        return storages[obj.key]
-    if isinstance(obj, dict):
-        for k in list(obj):
-            obj[k] = _resolve_pending(obj[k], storages, d)
-        return obj
-    if isinstance(obj, list):
-        obj[:] = [_resolve_pending(v, storages, d) for v in obj]
-        return obj
-    if type(obj) is tuple:
-        return tuple(_resolve_pending(v, storages, d) for v in obj)
-    if isinstance(obj, (safe_pickle.PersistentObject, safe_pickle.TFNetworkStub)):
-        obj.state = _resolve_pending(obj.state, storages, d)
-    return obj
+    def value(x: Any) -> Any:
+        if isinstance(x, _PendingTensor):
+            return _rebuild_tensor(storages[x.key], *x.args)
+        if isinstance(x, _Pending):
+            return storages[x.key]
+        return safe_pickle.NOT_A_STAND_IN
+
+    return safe_pickle.replace_stand_ins(obj, value)
 
 
 # ============================================================================ entry points
