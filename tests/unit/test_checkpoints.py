@@ -217,6 +217,21 @@ def test_top_level_lazy_api():
 
 
 @contextlib.contextmanager
+def installed_modules(modules: dict):
+    """Put ``modules`` into ``sys.modules`` for the block (so pickle can name them), then restore what was there."""
+    saved = {k: sys.modules.get(k) for k in modules}
+    sys.modules.update(modules)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+
+
+@contextlib.contextmanager
 def fake_nvidia_modules():
     """Importable stand-ins so pickle can name torch_utils.persistence / dnnlib.util globals."""
     persistence = types.ModuleType("torch_utils.persistence")
@@ -238,16 +253,9 @@ def fake_nvidia_modules():
     torch_utils.persistence = persistence
     dnnlib = types.ModuleType("dnnlib")
     dnnlib.util = util
-    saved = {k: sys.modules.get(k) for k in ("torch_utils", "torch_utils.persistence", "dnnlib", "dnnlib.util")}
-    sys.modules.update({"torch_utils": torch_utils, "torch_utils.persistence": persistence, "dnnlib": dnnlib, "dnnlib.util": util})
-    try:
+    with installed_modules({"torch_utils": torch_utils, "torch_utils.persistence": persistence, "dnnlib": dnnlib,
+                            "dnnlib.util": util}):
         yield _reconstruct_persistent_obj, EasyDict
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
 
 
 # Source code stored in the pickle; the loader must never execute it.
@@ -418,17 +426,9 @@ def fake_tf_network_class():
 
     Network.__module__, Network.__qualname__ = "dnnlib.tflib.network", "Network"
     module.Network = Network
-    names = ("dnnlib", "dnnlib.tflib", "dnnlib.tflib.network")
-    saved = {k: sys.modules.get(k) for k in names}
-    sys.modules.update({"dnnlib": types.ModuleType("dnnlib"), "dnnlib.tflib": types.ModuleType("dnnlib.tflib"), "dnnlib.tflib.network": module})
-    try:
+    with installed_modules({"dnnlib": types.ModuleType("dnnlib"), "dnnlib.tflib": types.ModuleType("dnnlib.tflib"),
+                            "dnnlib.tflib.network": module}):
         yield Network
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
 
 
 def tf_pickle_bytes(G, static_kwargs=None):
