@@ -26,11 +26,8 @@ import json, resource, sys, time, torch
 args = json.loads(sys.argv[1])
 torch.set_num_threads(args["threads"])
 torch.manual_seed(0)
-from transformers import CLIPConfig, CLIPModel
-from nada.guidance.clip import ClipModel, ImagePreprocessing
 from nada.guidance.guidance import Guidance
 from nada.guidance.config import GuidanceConfig
-from nada.guidance.tokenizer import build_word_tokenizer
 from nada.generators.stylegan2 import Generator, GeneratorConfig
 from nada.adapt.config import AdaptConfig
 from nada.adapt.engine import Adapter
@@ -43,14 +40,9 @@ def sync():
 def peak_mib():
     if cuda: return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-tok = build_word_tokenizer("a photo sketch of the".split(), model_max_length=77)
-cfg = CLIPConfig(
-    text_config=dict(vocab_size=len(tok), hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
-                     num_attention_heads=8, max_position_embeddings=77, pad_token_id=0, bos_token_id=2, eos_token_id=3),
-    vision_config=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-                       image_size=224, patch_size=32),
-    projection_dim=512)
-clip = ClipModel(CLIPModel(cfg).eval(), tok, ImagePreprocessing.default(224), name="random-ViT-B/32").to(dev)
+sys.path.insert(0, args["bench_dir"])
+from random_clip import random_vit_b32
+clip = random_vit_b32(dev)
 G = Generator(GeneratorConfig(args["resolution"])).to(dev)
 k = args["k"]
 acfg = AdaptConfig(generator="random", iters=10**6, batch=args["batch"], layers=",".join(map(str, range(k))),
@@ -93,7 +85,7 @@ def main() -> int:
     for res in args.resolutions:
         for batch in args.batches:
             case = dict(resolution=res, batch=batch, k=args.k, select_batch=args.select_batch, select_chunk=args.select_chunk, iters=args.iters,
-                        device=args.device, threads=args.threads)
+                        device=args.device, threads=args.threads, bench_dir=str(Path(__file__).parent))
             t0 = time.time()
             proc = subprocess.run([sys.executable, "-c", CASE, json.dumps(case)], capture_output=True, text=True)
             if proc.returncode != 0:

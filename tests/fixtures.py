@@ -111,8 +111,8 @@ class RaiseAt:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def loss(self, a, b):
+    def loss(self, a, b, **kwargs):
         self.calls += 1
         if self.calls == self.at:
             raise self.exc
-        return self.inner.loss(a, b)
+        return self.inner.loss(a, b, **kwargs)

@@ -113,16 +113,20 @@ def _add_domain_flags(p: argparse.ArgumentParser) -> None:
                         "(default 1; 0 = the base exactly); repeatable: domains combine linearly (docs/domains.md)")
     p.add_argument("--allow-other-base", action="store_true",
                    help="apply domains trained on another base generator (same architecture)")
+    p.add_argument("--text", metavar="TEXT",
+                   help="with a hypernetwork --domain (from `nada adapt --param hyper`): the domain to draw, one of its "
+                        "trained texts or any other (the hypernetwork's guess, embedded by its CLIPs)")
 
 
 def _with_domains(G, args: argparse.Namespace):
     """``G`` with the --domain files applied (G itself when there are none)."""
     if not args.domain:
+        if args.text is not None:
+            raise UsageError("--text picks the domain of a hypernetwork --domain file; give one with --domain")
         return G
-    from .domains.domain import apply_domains, load_domain, parse_domain_spec
+    from .domains.domain import apply_domains, load_domains
 
-    pairs = [(load_domain(path), strength) for path, strength in map(parse_domain_spec, args.domain)]
-    return apply_domains(G, pairs, allow_other_base=args.allow_other_base)
+    return apply_domains(G, load_domains(args.domain, args.text), allow_other_base=args.allow_other_base)
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -200,6 +204,8 @@ def _add_option_flags(group: argparse._ArgumentGroup, cls: type, dest_prefix: st
             kw.update(action="append", type=item if item in (int, float) else str, metavar=f.name.split("_")[-1].upper())
         elif base in (int, float, str):
             kw.update(type=base, metavar=f.name.split("_")[-1].upper())
+            if opt.repeatable:
+                kw["action"] = "append"
         else:  # e.g. `layers`: a group name or row list, parsed by the library
             kw.update(type=str, metavar=f.name.upper())
         kw["help"] = f"{opt.help} (default: {default_text(f)})".replace("%", "%%")

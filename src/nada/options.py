@@ -29,12 +29,14 @@ class Option:
     cli: bool = True  # offered as a `nada adapt` flag
     flag: str | None = None  # flag name without "--" when it is not the field name with dashes
     default_text: str | None = None  # how --help and the docs show the default (else the default itself)
+    repeatable: bool = False  # a text flag that may be given more than once (its values arrive as a list)
 
 
 def option(default: Any, *, help: str, check: Check | None = None, cli: bool = True, flag: str | None = None,
-           default_text: str | None = None) -> Any:
+           default_text: str | None = None, repeatable: bool = False) -> Any:
     """A dataclass field with its help text and check; mutable defaults are copied per instance."""
-    meta = {META_KEY: Option(help=help, check=check, cli=cli, flag=flag, default_text=default_text)}
+    meta = {META_KEY: Option(help=help, check=check, cli=cli, flag=flag, default_text=default_text,
+                             repeatable=repeatable)}
     if isinstance(default, (list, dict, set, tuple)) and not isinstance(default, str):
         value = list(default) if isinstance(default, tuple) else default
         return dataclasses.field(default_factory=lambda: copy.deepcopy(value), metadata=meta)

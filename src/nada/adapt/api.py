@@ -31,12 +31,21 @@ def options_layer(source: str | None = None, target: str | None = None, *, gener
                   clip: list[str] | None = None, **options: Any) -> dict[str, Any]:
     """Keyword options as one config layer: AdaptConfig fields on top, GuidanceConfig fields under ``guidance``.
 
-    ``source``/``target`` are ``source_text``/``target_text``; None leaves an option unset.
+    ``source``/``target`` are ``source_text``/``target_text``; None leaves an option unset. Several
+    target texts (a list: ``--target`` given more than once) are ``targets`` (``param="hyper"``),
+    the first also ``target_text``.
     """
     afields = {f.name for f in dataclasses.fields(AdaptConfig)} - {"guidance"}
     gfields = {f.name for f in dataclasses.fields(GuidanceConfig)}
     layer: dict[str, Any] = {}
     guidance: dict[str, Any] = {}
+    if target is None and isinstance(options.get("target_text"), (list, tuple)):
+        target = options.pop("target_text")
+    if isinstance(target, (list, tuple)):
+        texts = list(target)
+        if len(texts) > 1:
+            layer["targets"] = texts
+        target = texts[0] if texts else None
     if source is not None:
         guidance["source_text"] = source
     if target is not None:

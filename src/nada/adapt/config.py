@@ -34,6 +34,8 @@ class AdaptConfigError(ConfigError):
 MAX_BATCH = 4096  # batch, n_samples, stop_samples, auto_layer_batch (and k, chunk)
 MAX_ITERS = 10**7  # iters and every step interval
 MAX_PROBE_ITERS = 10**4  # auto_layer_iters
+MAX_TARGETS = 64  # --param hyper's target texts
+MAX_HYPER_WIDTH = 4096
 MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds; the run adds small offsets to its seed
 
 _size = number(integer=True, lo=1, hi=MAX_BATCH)
@@ -59,6 +61,16 @@ def _param(name: str, v: Any) -> str | None:
     from ..domains.defaults import PARAMS
 
     return None if v in PARAMS else f"{name} must be one of {', '.join(PARAMS)}, got {v!r}"
+
+
+def _targets(name: str, v: Any) -> str | None:
+    if not isinstance(v, (list, tuple)) or not all(isinstance(t, str) and t.strip() for t in v):
+        return f"{name} must be a list of non-empty texts, got {v!r}"
+    if len(v) > MAX_TARGETS:
+        return f"{name}: at most {MAX_TARGETS} target texts, got {len(v)}"
+    if len(set(v)) != len(v):
+        return f"{name}: each target text once, got {list(v)}"
+    return None
 
 
 def _layers(name: str, v: Any) -> str | None:
@@ -91,6 +103,15 @@ class AdaptConfig:
                               "each conv weight, HyperDomainNet), stylespace (style offsets, StyleDomain), stylespace+ "
                               "or affine+ (StyleDomain's); all but finetune write a small domain.safetensors and bring "
                               "their own lr and iters (docs/domains.md)")
+    targets: list[str] = option([], cli=False, check=_targets,
+                                help="--param hyper: every target text one hypernetwork learns (give --target once per "
+                                     "text; the first is also target_text)")
+    hyper_width: int = option(256, check=number(integer=True, lo=8, hi=MAX_HYPER_WIDTH),
+                              help="--param hyper: width of the hypernetwork's two hidden layers")
+    lambda_cross_domain: float = option(0.4, check=number(integer=False, lo=0),
+                                        help="--param hyper: weight of the cross-domain direction loss (image "
+                                             "differences between two domains along their text difference; "
+                                             "HyperDomainNet's tt_direction)")
     layers: Any = option("adaptive", check=_layers,
                          help="which W+ rows train: adaptive, all, texture, shape, no-fine, or rows like 0,1,5")
     layer_scope: str = option("full", check=_scope,
@@ -142,11 +163,26 @@ class AdaptConfig:
         message = check_fields(self)
         if message:
             raise AdaptConfigError(message)
+        if self.param == "hyper":
+            if not self.targets and self.guidance.target_text is not None:
+                self.targets = [self.guidance.target_text]
+            if not self.targets:
+                raise AdaptConfigError("--param hyper: give the target texts (--target TEXT, once per domain)")
+            if self.guidance.target_text != self.targets[0]:
+                self.guidance.target_text = self.targets[0]
+            if self.stop_share > 0:
+                raise AdaptConfigError("--param hyper trains every step (--stop-share reads one target only; set it to 0)")
+        elif len(self.targets) > 1:
+            raise AdaptConfigError(f"{len(self.targets)} target texts need --param hyper (one hypernetwork for many "
+                                   f"domains); other parameterisations learn one target")
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "guidance"}
         if d["param"] == "finetune":  # the default: config files stay as they were before parameterisations
             del d["param"]
+        if d.get("param") != "hyper":  # hypernetwork options: written only where they apply
+            for key in ("targets", "hyper_width", "lambda_cross_domain"):
+                del d[key]
         if isinstance(d["layers"], tuple):
             d["layers"] = list(d["layers"])
         d["guidance"] = self.guidance.to_dict()

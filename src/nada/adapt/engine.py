@@ -111,6 +111,7 @@ class Adapter:
             parameterisation = make_parameterisation(config)  # config.param: finetune, modulation, stylespace
         make = parameterisation
         self.param = make(self.G_frozen)
+        self.param.prepare(self.guidance, self._frozen_sampler(config.seed + 7))
         self.trainer = Trainer(config, self.G_frozen, self.param, self.guidance, device=self.device)
         self.grid = SampleGrid(config, self.G_frozen, self.param, self.device)
         self.early_stop = EarlyStop(config, self.info, log=lambda m: self.log(m))

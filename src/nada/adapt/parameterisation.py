@@ -7,6 +7,8 @@ asks the parameterisation for
 * :meth:`~Parameterisation.synthesis` -- the adapted forward pass, ``ws -> images``, built on the
   frozen generator (a trainable copy of its weights, or hooks on its style vectors / conv weights);
 * :meth:`~Parameterisation.attach` -- called once with the optimiser over those tensors;
+* :meth:`~Parameterisation.prepare` -- called once with the run's guidance;
+* :meth:`~Parameterisation.loss` -- one step's loss (guidance's loss of the adapted images by default);
 * :meth:`~Parameterisation.before_step` -- a per-step hook (adaptive row selection lives here); what
   it returns is logged (``layer_selections`` in the metrics, ``selections`` in the state);
 * :meth:`~Parameterisation.state_dict` / :meth:`~Parameterisation.load_state_dict` -- its part of the
@@ -61,6 +63,14 @@ class Parameterisation:
     # the adapted forward pass
     def synthesis(self, ws: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
         raise NotImplementedError
+
+    def prepare(self, guidance: Any, frozen_sampler: Callable[[int], torch.Tensor] | None = None) -> None:
+        """Called once with the run's prepared guidance, before training (e.g. to steer towards several targets)."""
+
+    def loss(self, ws: torch.Tensor, img_frozen: torch.Tensor, guidance: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        """One step's loss for latents ``ws`` whose frozen images are ``img_frozen``: guidance's loss of
+        :meth:`synthesis` by default (a parameterisation learning several domains splits the batch)."""
+        return guidance.loss(self.synthesis(ws, noise_mode="const"), img_frozen)
 
     # per-step hook
     def before_step(self, ctx: StepContext) -> dict[str, Any] | None:

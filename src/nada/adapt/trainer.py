@@ -116,8 +116,7 @@ class Trainer:
         ws = self.latents(self.cfg.batch, self.cfg.mixing)
         with torch.no_grad():
             img_frozen = self.G_frozen.synthesis(ws, noise_mode="const")
-        img_train = self.param.synthesis(ws, noise_mode="const")
-        loss, info = self.guidance.loss(img_train, img_frozen)
+        loss, info = self.param.loss(ws, img_frozen, self.guidance)
         if not torch.isfinite(loss):
             raise NonFiniteLoss(self.iteration, info)
         self.opt.zero_grad(set_to_none=True)

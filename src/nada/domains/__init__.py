@@ -5,7 +5,10 @@ A *domain* is a few thousand numbers trained instead of the generator's ~30 M we
 * ``modulation`` (HyperDomainNet's domain-modulation vector): a per-input-channel multiplier
   ``exp(d)`` of every modulated convolution's weight (ToRGB excluded), ``d = 0`` at the start;
 * ``stylespace`` (StyleDomain's StyleSpace offsets): an offset ``Δs`` added to the style vector
-  of every modulated layer, ToRGB included, zero at the start.
+  of every modulated layer, ToRGB included, zero at the start;
+* ``stylespace+`` and ``affine+`` (StyleDomain's, for dissimilar domains);
+* ``hyper`` (HyperDomainNet): one hypernetwork predicting the ``modulation`` vector of any text
+  (:mod:`nada.domains.hyper`).
 
 :mod:`nada.domains.parameterisations` trains them (``nada adapt --param modulation``);
 :mod:`nada.domains.domain` saves, loads, mixes, applies and bakes them (``domain.safetensors``).
@@ -21,7 +24,8 @@ _EXPORTS = {
     "DomainParameterisation": "parameterisations", "make_parameterisation": "parameterisations",
     "Domain": "domain", "DomainError": "domain", "DomainGenerator": "domain", "apply_domains": "domain",
     "bake_domains": "domain", "base_fingerprint": "domain", "load_domain": "domain", "save_domain": "domain",
-    "parse_domain_spec": "domain",
+    "parse_domain_spec": "domain", "load_domains": "domain", "HyperDomain": "hyper", "HyperNetwork": "hyper",
+    "HyperParameterisation": "hyper",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -33,13 +33,16 @@ from ..generators.stylegan2 import Generator, GeneratorConfig
 from .parameterisations import PARAM_SPACES, fold_into, run_synthesis, space_hooks, sum_vectors
 
 __all__ = ["DOMAIN_FILE", "FORMAT_NAME", "FORMAT_VERSION", "Domain", "DomainError", "DomainGenerator",
-           "apply_domains", "bake_domains", "base_fingerprint", "load_domain", "parse_domain_spec", "save_domain"]
+           "apply_domains", "bake_domains", "base_fingerprint", "load_domain", "load_domains", "parse_domain_spec",
+           "save_domain"]
 
 DOMAIN_FILE = "domain.safetensors"
 FORMAT_NAME = "nada-domain"
 FORMAT_VERSION = 1
 MAX_NUMEL = 1 << 22  # entries per tensor; far above any StyleGAN2 layer's (a 512 x 512 weight offset is 1 << 18)
 MAX_VECTORS = 256
+MAX_HYPER_NUMEL = 1 << 25  # a hypernetwork's head: width x the generator's input channels
+HYPER = "hyper"
 
 
 class DomainError(CheckpointError):
@@ -108,8 +111,8 @@ def save_domain(path: str | os.PathLike, param: str, vectors: Mapping[str, torch
                 steps: int = 0, extra: Mapping[str, str] | None = None) -> Path:
     """Write a domain file atomically. The base is named by ``base`` (fingerprint and config taken from
     it) or by ``fingerprint`` and ``base_config`` (e.g. for a generator never materialised)."""
-    if param not in PARAM_SPACES:
-        raise DomainError(f"cannot save a {param!r} domain; domains are {', '.join(PARAM_SPACES)}")
+    if param not in PARAM_SPACES and param != HYPER:
+        raise DomainError(f"cannot save a {param!r} domain; domains are {', '.join(PARAM_SPACES)}, {HYPER}")
     if base is not None:
         fingerprint = fingerprint or base_fingerprint(base)
         base_config = base_config or base.config.to_dict()
@@ -122,7 +125,10 @@ def save_domain(path: str | os.PathLike, param: str, vectors: Mapping[str, torch
 
 
 def load_domain(path: str | os.PathLike) -> Domain:
-    """Read a domain file (safetensors only; checksum verified); a malformed or foreign file is a one-line :class:`DomainError`."""
+    """Read a domain file (safetensors only; checksum verified); a malformed or foreign file is a one-line :class:`DomainError`.
+
+    A hypernetwork file (``param = hyper``) gives a :class:`~nada.domains.hyper.HyperDomain`, whose
+    ``domain(text)`` is a plain ``modulation`` domain."""
     from safetensors import safe_open
 
     from ..generators.checkpoints import _describe_kind, sniff_format
@@ -155,10 +161,19 @@ def load_domain(path: str | os.PathLike) -> Domain:
     if not version.isdigit() or int(version) > FORMAT_VERSION:
         raise DomainError(f"{what} of format version <= {FORMAT_VERSION}; found {version!r} (written by a newer nada?)")
     param = meta.get("param")
-    if param not in PARAM_SPACES:
-        raise DomainError(f"{what}; found an unknown parameterisation {param!r} (known: {', '.join(PARAM_SPACES)})")
+    if param not in PARAM_SPACES and param != HYPER:
+        raise DomainError(f"{what}; found an unknown parameterisation {param!r} (known: {', '.join(PARAM_SPACES)}, {HYPER})")
     if tensors_sha256(vectors) != meta.get("checksum"):
         raise DomainError(f"{what} whose vectors match the checksum in its metadata; found different ones (corrupted)")
+    if param == HYPER:
+        from .hyper import hyper_from_file
+
+        for k, v in vectors.items():
+            if v.dtype != torch.float32 or v.ndim not in (1, 2) or not 0 < v.numel() <= MAX_HYPER_NUMEL \
+                    or not torch.isfinite(v).all():
+                raise DomainError(f"{what}; found tensor {k!r} of {v.dtype} {tuple(v.shape)} (expected finite 1-D or "
+                                  f"2-D float32 of at most {MAX_HYPER_NUMEL} numbers)")
+        return hyper_from_file(vectors, meta, path, what)
     for k, v in vectors.items():
         space = k.partition("/")[0]
         if space not in PARAM_SPACES[param] or not k.partition("/")[2]:
@@ -199,14 +214,27 @@ def parse_domain_spec(spec: str) -> tuple[str, float]:
 DomainLike = "Domain | str | os.PathLike"
 
 
-def _as_pairs(domains: Iterable[Any]) -> list[tuple[Domain, float]]:
+def _as_pairs(domains: Iterable[Any], text: str | None = None) -> list[tuple[Domain, float]]:
     pairs = []
     for item in domains:
         d, s = (item if isinstance(item, tuple) else (item, 1.0))
         if not isinstance(d, Domain):
-            d = load_domain(d)
+            d = load_domain(d) if isinstance(d, (str, os.PathLike)) else d
+        if getattr(d, "param", None) == HYPER:  # a hypernetwork: the domain it predicts for the text
+            if text is None:
+                raise DomainError(f"{d.label} is a hypernetwork (--param hyper): say which domain with a text "
+                                  f"(--text TEXT; trained on {', '.join(map(repr, d.texts))})")
+            d = d.domain(text)
         pairs.append((d, float(s)))
     return pairs
+
+
+def load_domains(specs: Sequence[str], text: str | None = None) -> list[tuple[Domain, float]]:
+    """``PATH[:STRENGTH]`` specs as ``(domain, strength)`` pairs; a hypernetwork file gives its domain for ``text``."""
+    loaded = [(load_domain(path), strength) for path, strength in map(parse_domain_spec, specs)]
+    if text is not None and not any(d.param == HYPER for d, _ in loaded):
+        raise DomainError("--text picks the domain of a hypernetwork (--param hyper) file; none of the --domain files is one")
+    return _as_pairs(loaded, text)
 
 
 def check_base(G: Generator, pairs: Sequence[tuple[Domain, float]], allow_other_base: bool = False) -> None:
@@ -285,9 +313,11 @@ class DomainGenerator(nn.Module):
         return out
 
 
-def apply_domains(G: Generator, domains: Iterable[Any], *, allow_other_base: bool = False) -> DomainGenerator:
-    """``G`` with ``domains`` (``Domain``s or paths, or ``(domain, strength)`` pairs) applied through hooks."""
-    pairs = _as_pairs(domains)
+def apply_domains(G: Generator, domains: Iterable[Any], *, allow_other_base: bool = False,
+                  text: str | None = None) -> DomainGenerator:
+    """``G`` with ``domains`` (``Domain``s or paths, or ``(domain, strength)`` pairs) applied through hooks;
+    ``text`` picks the domain of a hypernetwork file."""
+    pairs = _as_pairs(domains, text)
     check_base(G, pairs, allow_other_base)
     _fit(G, pairs)
     return DomainGenerator(G, mixed_vectors(pairs))

@@ -295,6 +295,17 @@ class DomainParameterisation(HookParameterisation):
     def bake(self, G: Generator) -> None:
         fold_into(G, self.vectors, what=self.param)
 
+    def save_domain(self, path: Any, base: Generator, *, source_text: str | None, target_text: str | None,
+                    clips: Sequence[str], steps: int) -> Any:
+        """Write ``domain.safetensors`` (:func:`nada.domains.domain.save_domain`)."""
+        import json
+
+        from .domain import save_domain
+
+        return save_domain(path, self.param, self.domain_tensors(), base, source_text=source_text,
+                           target_text=target_text, clips=clips, steps=steps,
+                           extra={"layers": json.dumps(sorted(self.vectors))})
+
 
 def make_parameterisation(cfg: Any) -> Callable[[Generator], Any]:
     """``G_frozen -> Parameterisation`` for ``cfg.param`` (``finetune``: the config's row-selective fine-tuning)."""
@@ -303,6 +314,10 @@ def make_parameterisation(cfg: Any) -> Callable[[Generator], Any]:
     param = getattr(cfg, "param", "finetune")
     if param == "finetune":
         return lambda G: FineTune.from_config(cfg, G)
+    if param == "hyper":
+        from .hyper import HyperParameterisation
+
+        return lambda G: HyperParameterisation(G, cfg)
     if param not in PARAM_SPACES:
         raise AdaptError(f"unknown parameterisation {param!r}; choose from finetune, {', '.join(PARAM_SPACES)}")
     return lambda G: DomainParameterisation(G, param, cfg.layers)

@@ -70,8 +70,9 @@ _HEAD: list[tuple[str, Any, Any]] = [
     ("clip_dtype", str, option("float32", help="float32, or float16/bfloat16 on CUDA", check=_dtype_check)),
     ("source_text", str | None, option("photo", flag="source", check=text_check,
                                        help="text describing the generator's current domain, e.g. 'photo'")),
-    ("target_text", str | None, option(None, flag="target", check=text_check,
-                                       help="text describing the domain to reach, e.g. 'sketch'")),
+    ("target_text", str | None, option(None, flag="target", check=text_check, repeatable=True,
+                                       help="text describing the domain to reach, e.g. 'sketch'; with --param hyper "
+                                            "give it once per domain")),
     ("target_image_dir", str | None, option(None, flag="target-images", check=text_check,
                                             help="folder of target-style images, instead of --target")),
     ("auto_source", bool, option(False, help="pick the source text that CLIP finds closest to the generator's samples "

@@ -247,14 +247,27 @@ class Guidance:
             out.append((e_train, e_frozen))
         return out
 
-    def loss(self, img_train: torch.Tensor, img_frozen: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def targets_for(self, target_text: str, frozen_sampler: FrozenSampler | None = None) -> list[ClipTarget]:
+        """What each CLIP would steer towards with ``target_text`` instead of the configured target (same
+        source, templates, terms and models), for :meth:`loss`'s ``targets``: one run, several domains."""
+        import dataclasses
+
+        sibling = Guidance(dataclasses.replace(self.config, target_text=target_text, target_image_dir=None),
+                           clips=self.clips, device=self.device, perceptual=self.perceptual)
+        sibling.prepare(frozen_sampler)
+        assert sibling.targets is not None
+        return sibling.targets
+
+    def loss(self, img_train: torch.Tensor, img_frozen: torch.Tensor,
+             targets: list[ClipTarget] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """Total loss for a batch of (trained, frozen) image pairs made from the same latents.
 
         Images are (N, 3, H, W) in [-1, 1]. Gradients flow into ``img_train`` only. The
         dict holds each active term's unweighted value (ensemble-weighted over CLIPs),
-        ``total``, and with learned weighting ``weight_<term>``.
+        ``total``, and with learned weighting ``weight_<term>``. ``targets`` (from
+        :meth:`targets_for`) steers towards another target than the configured one.
         """
-        targets = self._require_prepared()
+        targets = self._require_prepared() if targets is None else targets
         if img_train.ndim != 4 or img_train.shape != img_frozen.shape:
             raise ValueError(
                 f"loss needs two image batches of the same (N, 3, H, W) shape, got {tuple(img_train.shape)} and {tuple(img_frozen.shape)}"
