@@ -13,8 +13,8 @@ from nada.adapt.config import AdaptConfig, AdaptConfigError
 from nada.adapt.engine import Adapter
 from nada.adapt.state import STATE_FILE, read_state
 from nada.cli import main
-from nada.domains.domain import DomainError, apply_domains, load_domain, load_domains
-from nada.domains.hyper import HyperDomain, text_input
+from nada.domains.domain import DomainError, HyperDomain, apply_domains, load_domain, load_domains
+from nada.domains.hypernet import text_input
 
 TEXTS = ["sketch", "watercolor", "painting"]
 

@@ -188,7 +188,10 @@ def test_domain_spec_parsing(tmp_path):
 
 def test_parameterisation_defaults_layer_between_preset_and_user(tmp_path):
     assert merge({"param": "modulation"}).lr == 0.1 and merge({"param": "modulation"}).iters == 300
-    assert merge({"param": "stylespace"}).lr == 0.05
+    assert merge({"param": "stylespace", "generator": "x.safetensors"}).lr == 0.05  # StyleDomain's
+    assert merge({"param": "stylespace"}).lr == 0.5  # the toy preset's value for stylespace, over the param's own
+    assert merge({"param": "stylespace"}, {"lr": 0.2}).lr == 0.2  # the user's over both
+    assert merge({"param": "stylespace+"}).lr == 0.05  # the preset's params entry names stylespace only
     assert merge({"param": "modulation"}, {"lr": 0.01}).lr == 0.01  # the user's value wins
     assert merge({}).lr == 0.003  # fine-tuning keeps the toy preset's
     assert merge({"generator": "x.safetensors"}).lr == 0.002

@@ -193,13 +193,14 @@ class FinalDomain(Callback):
         self.rundir, self.cfg, self.info, self.export = rundir, cfg, info, export_rosinality
 
     def on_finish(self, trainer: Trainer) -> None:
-        from ..domains.domain import DOMAIN_FILE
+        from ..domains.domain import DOMAIN_FILE, save_domain
 
         param = trainer.param
-        param.save_domain(self.rundir / DOMAIN_FILE, trainer.G_frozen,
-                          source_text=self.info.get("source_text") or self.cfg.guidance.source_text,
-                          target_text=self.info.get("target") or self.cfg.guidance.target_text,
-                          clips=list(self.cfg.guidance.clip), steps=trainer.iteration)
+        name, tensors, extra = param.domain_file()
+        save_domain(self.rundir / DOMAIN_FILE, name, tensors, trainer.G_frozen,
+                    source_text=self.info.get("source_text") or self.cfg.guidance.source_text,
+                    target_text=self.info.get("target") or self.cfg.guidance.target_text,
+                    clips=list(self.cfg.guidance.clip), steps=trainer.iteration, extra=extra)
         if self.export:
             from ..generators.checkpoints import export_rosinality
 

@@ -230,7 +230,8 @@ def _check_keys(layer: Mapping[str, Any]) -> None:
 
 
 def merge(*layers: Mapping[str, Any] | None) -> AdaptConfig:
-    """The run's config: defaults < the generator's preset < the parameterisation's defaults < each layer in turn.
+    """The run's config: defaults < the generator's preset < the parameterisation's defaults < the preset's
+    values for that parameterisation (its ``params`` entry) < each layer in turn.
 
     The parameterisation's defaults (:data:`nada.domains.defaults.PARAM_DEFAULTS`: ``lr`` and
     ``iters`` for ``modulation`` and ``stylespace``) replace the preset's, which were tuned for
@@ -254,7 +255,15 @@ def merge(*layers: Mapping[str, Any] | None) -> AdaptConfig:
 
     param = next((layer["param"] for layer in reversed(layers_) if layer.get("param") is not None), "finetune")
     own = PARAM_DEFAULTS.get(param, {}) if isinstance(param, str) else {}
-    for layer in [plugins.preset(str(generator)), dict(own), *layers_]:
+    preset = plugins.preset(str(generator))
+    # a preset may hold values for one parameterisation ("params: {stylespace: {lr: 0.5}}"): they apply
+    # over that parameterisation's own defaults
+    per_param = preset.pop("params", None) or {}
+    if not isinstance(per_param, Mapping) or not all(isinstance(v, Mapping) for v in per_param.values()):
+        raise AdaptConfigError(f"the {generator} preset's params must map parameterisations to options")
+    preset_own = dict(per_param.get(param, {})) if isinstance(param, str) else {}
+    _check_keys(preset_own)
+    for layer in [preset, dict(own), preset_own, *layers_]:
         g = layer.pop("guidance", None)
         data.update(layer)
         if isinstance(g, GuidanceConfig):

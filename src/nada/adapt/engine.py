@@ -106,7 +106,7 @@ class Adapter:
 
         # --- what trains, and the pieces of the run
         if parameterisation is None:
-            from ..domains.parameterisations import make_parameterisation
+            from ..domains.factory import make_parameterisation
 
             parameterisation = make_parameterisation(config)  # config.param: finetune, modulation, stylespace
         make = parameterisation

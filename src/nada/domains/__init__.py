@@ -21,10 +21,10 @@ from typing import Any
 
 _EXPORTS = {
     "DOMAIN_PARAMS": "parameterisations", "PARAM_DEFAULTS": "defaults", "PARAMS": "defaults",
-    "DomainParameterisation": "parameterisations", "make_parameterisation": "parameterisations",
+    "DomainParameterisation": "parameterisations", "make_parameterisation": "factory",
     "Domain": "domain", "DomainError": "domain", "DomainGenerator": "domain", "apply_domains": "domain",
     "bake_domains": "domain", "base_fingerprint": "domain", "load_domain": "domain", "save_domain": "domain",
-    "parse_domain_spec": "domain", "load_domains": "domain", "HyperDomain": "hyper", "HyperNetwork": "hyper",
+    "parse_domain_spec": "domain", "load_domains": "domain", "HyperDomain": "domain", "HyperNetwork": "hypernet",
     "HyperParameterisation": "hyper",
 }
 

@@ -30,9 +30,10 @@ from ..adapt.errors import AdaptError
 from ..errors import CheckpointError
 from ..files import atomic_path
 from ..generators.stylegan2 import Generator, GeneratorConfig
+from .hypernet import MAX_CHANNELS, MAX_INPUT, MAX_LAYOUT, MAX_WIDTH, HyperNetwork, text_input
 from .parameterisations import PARAM_SPACES, fold_into, run_synthesis, space_hooks, sum_vectors
 
-__all__ = ["DOMAIN_FILE", "FORMAT_NAME", "FORMAT_VERSION", "Domain", "DomainError", "DomainGenerator",
+__all__ = ["DOMAIN_FILE", "FORMAT_NAME", "FORMAT_VERSION", "Domain", "DomainError", "DomainGenerator", "HyperDomain",
            "apply_domains", "bake_domains", "base_fingerprint", "load_domain", "load_domains", "parse_domain_spec",
            "save_domain"]
 
@@ -166,8 +167,6 @@ def load_domain(path: str | os.PathLike) -> Domain:
     if tensors_sha256(vectors) != meta.get("checksum"):
         raise DomainError(f"{what} whose vectors match the checksum in its metadata; found different ones (corrupted)")
     if param == HYPER:
-        from .hyper import hyper_from_file
-
         for k, v in vectors.items():
             if v.dtype != torch.float32 or v.ndim not in (1, 2) or not 0 < v.numel() <= MAX_HYPER_NUMEL \
                     or not torch.isfinite(v).all():
@@ -335,3 +334,86 @@ def config_of(domain: Domain) -> GeneratorConfig | None:
         return GeneratorConfig.from_dict(cfg) if cfg else None
     except (ValueError, TypeError):
         return None
+
+
+# ----------------------------------------------------------------------------- hypernetwork files
+
+
+class HyperDomain:
+    """A loaded hypernetwork: :meth:`domain` gives the ``modulation`` domain of any text."""
+
+    param = "hyper"
+
+    def __init__(self, net: HyperNetwork, inputs: torch.Tensor, meta: Mapping[str, str], path: Path | None = None):
+        self.net = net.eval().requires_grad_(False)
+        self.inputs = inputs
+        self.meta = dict(meta)
+        self.path = path
+        self.texts: list[str] = json.loads(self.meta["targets"])
+        self._clips: list[Any] | None = None
+
+    @property
+    def label(self) -> str:
+        return str(self.path) if self.path is not None else "hyper domain"
+
+    @property
+    def base_fingerprint(self) -> str:
+        return self.meta.get("base_fingerprint", "")
+
+    def input_for(self, text: str, clips: Sequence[Any] | None = None) -> torch.Tensor:
+        """The stored input of a trained text; any other text embedded by ``clips`` (default: the file's CLIPs, loaded)."""
+        if not isinstance(text, str) or not text.strip():
+            raise DomainError(f"{self.label}: the text for a hypernetwork domain is empty")
+        if text in self.texts and clips is None:
+            return self.inputs[self.texts.index(text)]
+        if clips is None:
+            if self._clips is None:
+                from ..guidance.ensemble import ClipEnsemble
+
+                self._clips = ClipEnsemble.from_specs(json.loads(self.meta.get("clips", "[]"))).models
+            clips = self._clips
+        x = text_input(clips, text, self.meta.get("source_text", ""), json.loads(self.meta.get("templates", "null")),
+                       json.loads(self.meta.get("use_templates", "true")))
+        if x.shape != self.inputs.shape[1:]:
+            raise DomainError(f"{self.label}: CLIPs giving {x.numel()} input numbers; this hypernetwork reads "
+                              f"{self.inputs.shape[1]} (its CLIPs: {self.meta.get('clips')})")
+        return x
+
+    def domain(self, text: str, clips: Sequence[Any] | None = None):
+        """The ``modulation`` :class:`~nada.domains.domain.Domain` the hypernetwork predicts for ``text``."""
+        with torch.no_grad():
+            vectors = {k: v.detach().clone().contiguous() for k, v in self.net(self.input_for(text, clips)).items()}
+        keep = ("base_fingerprint", "base_config", "source_text", "clips", "steps")
+        meta = {k: self.meta[k] for k in keep if k in self.meta}
+        meta.update(target_text=text, hyper=str(self.path or ""), trained=json.dumps(text in self.texts))
+        return Domain("modulation", vectors, meta, None if self.path is None else Path(f"{self.path}[{text}]"))
+
+
+def hyper_from_file(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, str], path: Path | None,
+                    what: str) -> HyperDomain:
+    """Rebuild a :class:`HyperDomain` from a checked domain file's tensors and metadata (one-line errors)."""
+    try:
+        texts = json.loads(meta["targets"])
+        layout = [(str(k), int(c)) for k, c in json.loads(meta["layout"])]
+        width = int(meta["width"])
+        json.loads(meta.get("templates", "null"))
+        json.loads(meta.get("use_templates", "true"))
+    except (KeyError, ValueError, TypeError) as e:
+        raise DomainError(f"{what}; found a hyper domain whose metadata is incomplete ({type(e).__name__}: {e})") from None
+    if not (isinstance(texts, list) and texts and all(isinstance(t, str) for t in texts)):
+        raise DomainError(f"{what}; found a hyper domain without its target texts")
+    if not 0 < len(layout) <= MAX_LAYOUT or any(not (0 < c <= MAX_CHANNELS) or not k.startswith("modulation/")
+                                                 for k, c in layout):
+        raise DomainError(f"{what}; found a hyper domain with an unusable output layout")
+    if not 0 < width <= MAX_WIDTH:
+        raise DomainError(f"{what}; found a hyper domain of width {width} (at most {MAX_WIDTH})")
+    inputs = tensors.get("inputs")
+    if inputs is None or inputs.ndim != 2 or inputs.shape[0] != len(texts) or not 0 < inputs.shape[1] <= MAX_INPUT:
+        raise DomainError(f"{what}; found a hyper domain whose stored inputs do not match its {len(texts)} texts")
+    net = HyperNetwork(inputs.shape[1], layout, width)
+    state = {k[len("net/"):]: v for k, v in tensors.items() if k.startswith("net/")}
+    mine = net.state_dict()
+    if set(state) != set(mine) or any(state[k].shape != v.shape for k, v in mine.items()):
+        raise DomainError(f"{what}; found a hyper domain whose network weights do not fit its layout")
+    net.load_state_dict(state)
+    return HyperDomain(net, inputs, meta, path)

@@ -24,61 +24,20 @@ file names, and the domain is the hypernetwork's guess.
 """
 from __future__ import annotations
 
+import copy
 import json
-import os
-from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
-from torch import nn
 
 from ..adapt.errors import AdaptError
 from ..adapt.layers import parse_layers
 from ..adapt.parameterisation import Parameterisation, StepContext
 from ..generators.stylegan2 import Generator
+from .hypernet import HyperNetwork, unit
 from .parameterisations import SPACES, fold_into, run_synthesis, space_hooks
 
-__all__ = ["HyperDomain", "HyperNetwork", "HyperParameterisation", "hyper_from_file", "text_input"]
-
-MAX_LAYOUT = 256  # output vectors (a 1024-px generator has 17 styled convs)
-MAX_CHANNELS = 4096
-MAX_INPUT = 16384  # concatenated CLIP embedding sizes
-MAX_WIDTH = 4096
-
-
-class HyperNetwork(nn.Module):
-    """``input (D,) -> {"modulation/<layer>": d (C_in,)}``; zero at the start (the head is zero)."""
-
-    def __init__(self, in_dim: int, layout: Sequence[tuple[str, int]], width: int = 256):
-        super().__init__()
-        self.in_dim, self.width = int(in_dim), int(width)
-        self.layout = [(str(k), int(c)) for k, c in layout]
-        self.body = nn.Sequential(nn.Linear(in_dim, width), nn.LeakyReLU(0.2), nn.Linear(width, width), nn.LeakyReLU(0.2))
-        self.head = nn.Linear(width, sum(c for _, c in self.layout))
-        nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        flat = self.head(self.body(x))
-        return dict(zip((k for k, _ in self.layout), flat.split([c for _, c in self.layout], dim=-1)))
-
-
-def _unit(x: torch.Tensor) -> torch.Tensor:
-    return x / x.norm().clamp_min(1e-12)
-
-
-def text_input(clips: Sequence[Any], text: str, source: str, templates: Sequence[str] | None,
-               use_templates: bool) -> torch.Tensor:
-    """The hypernetwork's input for ``text``: per CLIP ``unit(E(text) - E(source))``, concatenated."""
-    from ..guidance.directions import domain_text_embedding
-
-    parts = []
-    with torch.no_grad():
-        for clip in clips:
-            t = domain_text_embedding(clip, text, templates, use_templates)
-            s = domain_text_embedding(clip, source, templates, use_templates)
-            parts.append(_unit(t - s).float().cpu())
-    return torch.cat(parts)
+__all__ = ["HyperParameterisation", "modulation_layout"]
 
 
 def modulation_layout(G: Generator, layers: Any = "all") -> list[tuple[str, int]]:
@@ -124,7 +83,7 @@ class HyperParameterisation(Parameterisation):
         self.clip_weights = list(guidance.clips.weights)
         self.clips = list(guidance.clips.models)
         device = self.G_frozen.w_avg.device
-        inputs = [torch.cat([_unit(t.target - t.source).float() for t in per_clip]) for per_clip in self.targets]
+        inputs = [torch.cat([unit(t.target - t.source).float() for t in per_clip]) for per_clip in self.targets]
         self.inputs = torch.stack(inputs).to(device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.cfg.seed)
@@ -223,107 +182,17 @@ class HyperParameterisation(Parameterisation):
 
     def adapted_generator(self) -> Generator:
         """The base with the first target's domain folded in (the run's other domains: its domain file)."""
-        import copy
-
         G = copy.deepcopy(self.G_frozen)
         fold_into(G, self.domain_tensors(0), what="hyper")
         return G
 
-    def save_domain(self, path: str | os.PathLike, base: Generator, *, source_text: str | None, target_text: str | None,
-                    clips: Sequence[str], steps: int) -> Path:
-        from .domain import save_domain
-
+    def domain_file(self) -> tuple[str, dict[str, torch.Tensor], dict[str, str]]:
+        """What ``domain.safetensors`` holds: the network's weights, the trained texts' inputs, and the
+        metadata that rebuilds it (:class:`nada.domains.domain.HyperDomain`)."""
         net = self._require_net()
         tensors = {f"net/{k}": v for k, v in net.state_dict().items()}
         tensors["inputs"] = self.inputs
         extra = {"targets": json.dumps(self.texts), "layout": json.dumps(self.layout), "width": str(net.width),
                  "templates": json.dumps(list(self.templates) if self.templates is not None else None),
                  "use_templates": json.dumps(self.use_templates)}
-        return save_domain(path, "hyper", tensors, base, source_text=self.source_text or source_text,
-                           target_text=target_text, clips=clips, steps=steps, extra=extra)
-
-
-class HyperDomain:
-    """A loaded hypernetwork: :meth:`domain` gives the ``modulation`` domain of any text."""
-
-    param = "hyper"
-
-    def __init__(self, net: HyperNetwork, inputs: torch.Tensor, meta: Mapping[str, str], path: Path | None = None):
-        self.net = net.eval().requires_grad_(False)
-        self.inputs = inputs
-        self.meta = dict(meta)
-        self.path = path
-        self.texts: list[str] = json.loads(self.meta["targets"])
-        self._clips: list[Any] | None = None
-
-    @property
-    def label(self) -> str:
-        return str(self.path) if self.path is not None else "hyper domain"
-
-    @property
-    def base_fingerprint(self) -> str:
-        return self.meta.get("base_fingerprint", "")
-
-    def input_for(self, text: str, clips: Sequence[Any] | None = None) -> torch.Tensor:
-        """The stored input of a trained text; any other text embedded by ``clips`` (default: the file's CLIPs, loaded)."""
-        from .domain import DomainError
-
-        if not isinstance(text, str) or not text.strip():
-            raise DomainError(f"{self.label}: the text for a hypernetwork domain is empty")
-        if text in self.texts and clips is None:
-            return self.inputs[self.texts.index(text)]
-        if clips is None:
-            if self._clips is None:
-                from ..guidance.ensemble import ClipEnsemble
-
-                self._clips = ClipEnsemble.from_specs(json.loads(self.meta.get("clips", "[]"))).models
-            clips = self._clips
-        x = text_input(clips, text, self.meta.get("source_text", ""), json.loads(self.meta.get("templates", "null")),
-                       json.loads(self.meta.get("use_templates", "true")))
-        if x.shape != self.inputs.shape[1:]:
-            raise DomainError(f"{self.label}: CLIPs giving {x.numel()} input numbers; this hypernetwork reads "
-                              f"{self.inputs.shape[1]} (its CLIPs: {self.meta.get('clips')})")
-        return x
-
-    def domain(self, text: str, clips: Sequence[Any] | None = None):
-        """The ``modulation`` :class:`~nada.domains.domain.Domain` the hypernetwork predicts for ``text``."""
-        from .domain import Domain
-
-        with torch.no_grad():
-            vectors = {k: v.detach().clone().contiguous() for k, v in self.net(self.input_for(text, clips)).items()}
-        keep = ("base_fingerprint", "base_config", "source_text", "clips", "steps")
-        meta = {k: self.meta[k] for k in keep if k in self.meta}
-        meta.update(target_text=text, hyper=str(self.path or ""), trained=json.dumps(text in self.texts))
-        return Domain("modulation", vectors, meta, None if self.path is None else Path(f"{self.path}[{text}]"))
-
-
-def hyper_from_file(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, str], path: Path | None,
-                    what: str) -> HyperDomain:
-    """Rebuild a :class:`HyperDomain` from a checked domain file's tensors and metadata (one-line errors)."""
-    from .domain import DomainError
-
-    try:
-        texts = json.loads(meta["targets"])
-        layout = [(str(k), int(c)) for k, c in json.loads(meta["layout"])]
-        width = int(meta["width"])
-        json.loads(meta.get("templates", "null"))
-        json.loads(meta.get("use_templates", "true"))
-    except (KeyError, ValueError, TypeError) as e:
-        raise DomainError(f"{what}; found a hyper domain whose metadata is incomplete ({type(e).__name__}: {e})") from None
-    if not (isinstance(texts, list) and texts and all(isinstance(t, str) for t in texts)):
-        raise DomainError(f"{what}; found a hyper domain without its target texts")
-    if not 0 < len(layout) <= MAX_LAYOUT or any(not (0 < c <= MAX_CHANNELS) or not k.startswith("modulation/")
-                                                 for k, c in layout):
-        raise DomainError(f"{what}; found a hyper domain with an unusable output layout")
-    if not 0 < width <= MAX_WIDTH:
-        raise DomainError(f"{what}; found a hyper domain of width {width} (at most {MAX_WIDTH})")
-    inputs = tensors.get("inputs")
-    if inputs is None or inputs.ndim != 2 or inputs.shape[0] != len(texts) or not 0 < inputs.shape[1] <= MAX_INPUT:
-        raise DomainError(f"{what}; found a hyper domain whose stored inputs do not match its {len(texts)} texts")
-    net = HyperNetwork(inputs.shape[1], layout, width)
-    state = {k[len("net/"):]: v for k, v in tensors.items() if k.startswith("net/")}
-    mine = net.state_dict()
-    if set(state) != set(mine) or any(state[k].shape != v.shape for k, v in mine.items()):
-        raise DomainError(f"{what}; found a hyper domain whose network weights do not fit its layout")
-    net.load_state_dict(state)
-    return HyperDomain(net, inputs, meta, path)
+        return self.param, tensors, extra

@@ -35,7 +35,7 @@ from ..adapt.parameterisation import HookParameterisation, Parameterisation, hoo
 from ..generators.stylegan2 import Generator, ModulatedConv2d, SynthesisLayer
 
 __all__ = ["DOMAIN_PARAMS", "PARAM_SPACES", "SPACES", "DomainParameterisation", "Space", "fold_into",
-           "make_parameterisation", "run_synthesis", "space_hooks", "sum_vectors"]
+           "run_synthesis", "space_hooks", "sum_vectors"]
 
 Hook = Callable[[torch.Tensor], torch.Tensor]
 WEIGHT_OFFSET_RESOLUTION = 64  # StyleDomain's StyleSpace+/Affine+ offset the weights of the 64-px block
@@ -295,32 +295,11 @@ class DomainParameterisation(HookParameterisation):
     def bake(self, G: Generator) -> None:
         fold_into(G, self.vectors, what=self.param)
 
-    def save_domain(self, path: Any, base: Generator, *, source_text: str | None, target_text: str | None,
-                    clips: Sequence[str], steps: int) -> Any:
-        """Write ``domain.safetensors`` (:func:`nada.domains.domain.save_domain`)."""
+    def domain_file(self) -> tuple[str, dict[str, torch.Tensor], dict[str, str]]:
+        """What ``domain.safetensors`` holds: the parameterisation, its tensors and extra metadata."""
         import json
 
-        from .domain import save_domain
-
-        return save_domain(path, self.param, self.domain_tensors(), base, source_text=source_text,
-                           target_text=target_text, clips=clips, steps=steps,
-                           extra={"layers": json.dumps(sorted(self.vectors))})
-
-
-def make_parameterisation(cfg: Any) -> Callable[[Generator], Any]:
-    """``G_frozen -> Parameterisation`` for ``cfg.param`` (``finetune``: the config's row-selective fine-tuning)."""
-    from ..adapt.parameterisation import FineTune
-
-    param = getattr(cfg, "param", "finetune")
-    if param == "finetune":
-        return lambda G: FineTune.from_config(cfg, G)
-    if param == "hyper":
-        from .hyper import HyperParameterisation
-
-        return lambda G: HyperParameterisation(G, cfg)
-    if param not in PARAM_SPACES:
-        raise AdaptError(f"unknown parameterisation {param!r}; choose from finetune, {', '.join(PARAM_SPACES)}")
-    return lambda G: DomainParameterisation(G, param, cfg.layers)
+        return self.param, self.domain_tensors(), {"layers": json.dumps(sorted(self.vectors))}
 
 
 def sum_vectors(parts: Iterable[tuple[Mapping[str, torch.Tensor], float]]) -> dict[str, torch.Tensor]:
