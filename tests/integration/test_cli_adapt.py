@@ -97,8 +97,8 @@ def test_resume_continues_an_unfinished_run(base_file, tiny_clip_dir, tmp_path):
 def test_bad_input_is_one_line_and_writes_nothing(base_file, tiny_clip_dir, tmp_path, capsys, extra, message):
     out = tmp_path / "run"
     argv = common(base_file, tiny_clip_dir, out)
-    if extra[0] == "--clip":
-        argv[argv.index("--clip") + 1] = extra[1]
+    if extra[0] in ("--clip", "--target"):  # replace the value (a repeated --target would be a second domain)
+        argv[argv.index(extra[0]) + 1] = extra[1]
         extra = []
     assert main(argv + extra) == 2
     err = capsys.readouterr().err.strip()
