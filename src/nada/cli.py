@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 from .errors import NadaError
@@ -381,6 +382,114 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- nada invert / translate
+
+
+def _add_invert_flags(p: argparse.ArgumentParser) -> None:
+    from .inversion import InvertConfig
+
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR", help="image files, or folders of them")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--clip", metavar="NAME", help="a CLIP whose image features join the distance (with --lambda-clip)")
+    p.add_argument("--device", default="auto", help="torch device: auto (CUDA when available, else CPU), cpu, cuda, cuda:N (default auto)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_option_flags(p.add_argument_group("inversion"), InvertConfig, "i.")
+
+
+def _invert_config(args: argparse.Namespace):
+    from .inversion import InvertConfig
+
+    return InvertConfig(**{key[2:]: value for key, value in vars(args).items() if key.startswith("i.")})
+
+
+def _distance_clip(args: argparse.Namespace, device):
+    if args.clip is None:
+        return None
+    from .guidance.clip import load_clip
+
+    return load_clip(args.clip, device=device)
+
+
+def add_invert_command(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "invert", help="find the W+ codes of real images",
+        description="Optimise one W+ code per image so that the generator redraws it (W first, then W+, as NVIDIA's "
+                    "projector). Writes latents.safetensors, reconstructions/, grid.png (inputs over reconstructions) "
+                    "and report.json. Images are resized (shorter side) and centre-cropped to the generator's "
+                    "resolution; face models expect aligned faces (docs/real-images.md).")
+    p.add_argument("--generator", required=True, metavar="PATH_OR_NAME", help="checkpoint file or generator name")
+    _add_domain_flags(p)
+    _add_invert_flags(p)
+    p.set_defaults(func=run_invert)
+
+
+def run_invert(args: argparse.Namespace) -> int:
+    from ._io import check_output_dir
+    from .generators.checkpoints import load_generator
+    from .translation import invert_to_dir
+
+    cfg = _invert_config(args)
+    check_output_dir(args.out, "--out")
+    device = check_device(args.device)
+    G = _with_domains(load_generator(args.generator, device=device).eval().requires_grad_(False), args)
+    report = invert_to_dir(G, args.images, args.out, cfg, clip=_distance_clip(args, device), generator=args.generator,
+                           progress=not args.no_progress)
+    worst = max(report["images"], key=lambda r: r["distance"])
+    print(f"wrote {args.out}/latents.safetensors, reconstructions/, grid.png, report.json ({report['n']} images, "
+          f"{report['seconds_per_image']:.2f} s each; largest distance {worst['distance']:.4f} for {worst['name']})")
+    return 0
+
+
+def add_translate_command(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "translate", help="redraw real images in adapted generators or domains",
+        description="Invert the images with --generator (the base), then draw the same codes with each --domain and "
+                    "each --adapted generator. Writes one row per image (input, reconstruction, each target) as "
+                    "<name>.png, each target's images in a folder of its own, and what `nada invert` writes.")
+    p.add_argument("--generator", required=True, metavar="PATH_OR_NAME", help="the base generator")
+    p.add_argument("--domain", action="append", default=[], metavar="FILE[:STRENGTH]",
+                   help="a domain of the base, drawn as a target of its own; repeatable")
+    p.add_argument("--text", metavar="TEXT", help="with a hypernetwork --domain: the domain to draw")
+    p.add_argument("--adapted", action="append", default=[], metavar="PATH",
+                   help="an adapted generator of the same latent space (e.g. a `nada adapt` generator.safetensors); repeatable")
+    p.add_argument("--allow-other-base", action="store_true", help="apply domains trained on another base generator")
+    _add_invert_flags(p)
+    p.set_defaults(func=run_translate)
+
+
+def run_translate(args: argparse.Namespace) -> int:
+    from ._io import check_output_dir
+    from .domains.domain import apply_domains, load_domains
+    from .generators.checkpoints import load_generator
+    from .translation import translate_to_dir
+
+    if not args.domain and not args.adapted:
+        raise UsageError("give at least one target: --domain FILE or --adapted GENERATOR")
+    cfg = _invert_config(args)
+    check_output_dir(args.out, "--out")
+    device = check_device(args.device)
+    G = load_generator(args.generator, device=device).eval().requires_grad_(False)
+    targets = []
+    for spec in args.domain:
+        (domain, strength), = load_domains([spec], args.text)
+        label = Path(spec).parent.name or Path(spec).stem
+        if args.text is not None and getattr(domain, "meta", {}).get("hyper"):
+            label = args.text
+        targets.append((label if strength == 1.0 else f"{label}@{strength:g}",
+                        apply_domains(G, [(domain, strength)], allow_other_base=args.allow_other_base)))
+    for path in args.adapted:
+        A = load_generator(path, device=device).eval().requires_grad_(False)
+        if (A.num_ws, A.w_dim, A.resolution) != (G.num_ws, G.w_dim, G.resolution):
+            raise UsageError(f"--adapted {path}: its latent space (num_ws {A.num_ws}, w_dim {A.w_dim}, {A.resolution} px) "
+                             f"is not the base's (num_ws {G.num_ws}, w_dim {G.w_dim}, {G.resolution} px)")
+        targets.append((Path(path).parent.name or Path(path).stem, A))
+    report = translate_to_dir(G, targets, args.images, args.out, cfg, clip=_distance_clip(args, device),
+                              generator=args.generator, progress=not args.no_progress)
+    print(f"wrote {args.out}: one row per image ({report['n']}), folders {', '.join(t['folder'] for t in report['targets'])}, "
+          f"latents.safetensors, report.json ({report['seconds_per_image']:.2f} s per image to invert)")
+    return 0
+
+
 # ----------------------------------------------------------------------------- registration
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
@@ -388,6 +497,8 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_adapt_command,
     add_bake_command,
     add_evaluate_command,
+    add_invert_command,
+    add_translate_command,
     add_toyworld_command,
 ]
 
