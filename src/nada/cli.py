@@ -490,6 +490,91 @@ def run_translate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- nada edit
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    """``0-7`` or ``0,3,5`` (or both: ``0-3,8``) -> integers."""
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        lo, dash, hi = part.partition("-")
+        try:
+            out += list(range(int(lo), int(hi) + 1)) if dash and lo else [int(part)]
+        except ValueError:
+            raise UsageError(f"{what} {text}: expected integers like 0-7 or 0,3,5") from None
+    if not out or len(out) > MAX_SAMPLE_N:
+        raise UsageError(f"{what} {text}: give 1 to {MAX_SAMPLE_N} values")
+    return out
+
+
+def add_edit_command(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "edit", help="move latents along a direction and draw the results",
+        description="Edit W+ codes along a direction found without data (sefa:I, ganspace:I) or a boundary .npy file, "
+                    "at each --strengths value, and draw them with --generator (and its --domain files): grid.png has "
+                    "one row per code, one column per strength. The same codes and direction give the same edit in a "
+                    "base generator and its adaptations (they share W).")
+    p.add_argument("--generator", required=True, metavar="PATH_OR_NAME", help="checkpoint file or generator name")
+    _add_domain_flags(p)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--latents", metavar="FILE", help="W+ codes: a `nada invert` latents.safetensors or a .npy array")
+    src.add_argument("--seeds", metavar="LIST", help="draw the codes from these seeds, e.g. 0-7 or 0,3,5")
+    p.add_argument("--truncation", type=_finite_float, default=1.0, metavar="PSI", help="truncation psi for --seeds (default 1)")
+    p.add_argument("--direction", required=True, metavar="SPEC",
+                   help="sefa:INDEX (closed-form factorisation of the style weights), ganspace:INDEX (principal "
+                        "component of W; strengths in standard deviations) or a boundary .npy of shape (1, w_dim) or (num_ws, w_dim)")
+    p.add_argument("--strengths", default="-3,0,3", metavar="LIST", help="comma-separated strengths (default -3,0,3; write --strengths=-2,0,2 when the first is negative)")
+    p.add_argument("--layers", metavar="ROWS", help="edit only these W+ rows, e.g. 0-3 (default all); also restricts SeFa")
+    p.add_argument("--device", default="auto", help="torch device (default auto)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (grid.png, report.json)")
+    p.set_defaults(func=run_edit)
+
+
+def run_edit(args: argparse.Namespace) -> int:
+    import json
+    import math
+
+    from ._io import atomic_write_text, check_output_dir, prepare_output_dir
+    from .editing import edit_grid, parse_direction
+    from .generators.checkpoints import load_generator
+    from .imaging import save_grid
+
+    try:
+        strengths = [float(x) for x in args.strengths.split(",")]
+    except ValueError:
+        raise UsageError(f"--strengths {args.strengths}: expected numbers like -3,0,3") from None
+    if not strengths or not all(math.isfinite(x) for x in strengths):
+        raise UsageError(f"--strengths {args.strengths}: give finite numbers")
+    layers = _int_list(args.layers, "--layers") if args.layers else None
+    check_output_dir(args.out, "--out")
+    device = check_device(args.device)
+    G = _with_domains(load_generator(args.generator, device=device).eval().requires_grad_(False), args)
+    if args.latents:
+        from .inversion import load_latents
+
+        ws, names = load_latents(args.latents, G)
+    else:
+        import torch
+
+        seeds = _int_list(args.seeds, "--seeds")
+        _check_seed_range(min(seeds), 1)
+        _check_seed_range(max(seeds), 1)
+        z = torch.stack([torch.randn(G.z_dim, generator=torch.Generator().manual_seed(s)) for s in seeds]).to(device)
+        with torch.no_grad():
+            ws = G.mapping(z, truncation_psi=args.truncation).cpu()
+        names = [str(s) for s in seeds]
+    direction, what = parse_direction(args.direction, G, layers=layers)
+    images = edit_grid(G, ws, direction, strengths, layers)
+    prepare_output_dir(args.out, "--out")
+    save_grid(images.flatten(0, 1).clamp(-1, 1), f"{args.out}/grid.png", nrow=len(strengths))
+    atomic_write_text(f"{args.out}/report.json", json.dumps({
+        "generator": args.generator, "domains": args.domain, "direction": args.direction, "description": what,
+        "strengths": strengths, "layers": layers, "rows": names}, indent=1) + "\n")
+    print(f"wrote {args.out}/grid.png: {len(names)} codes x {len(strengths)} strengths along {what}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- registration
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
@@ -499,6 +584,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_evaluate_command,
     add_invert_command,
     add_translate_command,
+    add_edit_command,
     add_toyworld_command,
 ]
 

@@ -1,0 +1,112 @@
+"""Latent directions against straightforward computations; edits act only on chosen rows; the CLI writes a grid."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fixtures import make_tiny_generator
+from nada.editing import (EditError, apply_direction, edit_grid, fit_boundary, ganspace_directions, load_boundary,
+                          parse_direction, sefa_directions)
+
+
+def test_sefa_matches_numpy_eigenvectors():
+    G = make_tiny_generator()
+    dirs, values = sefa_directions(G, k=3)
+    A = np.concatenate([(c.modulation.weight * c.modulation.scale).detach().double().numpy() for _, c in G.modulated_convs()])
+    A = A / np.linalg.norm(A, axis=0, keepdims=True)
+    w, v = np.linalg.eigh(A.T @ A)
+    order = np.argsort(-w)[:3]
+    assert np.allclose(values.numpy(), w[order], rtol=1e-5)
+    for i in range(3):  # eigenvectors up to sign
+        assert abs(abs(float(np.dot(dirs[i].double().numpy(), v[:, order[i]]))) - 1) < 1e-5
+    assert torch.allclose(dirs.norm(dim=1), torch.ones(3), atol=1e-5)
+
+
+def test_sefa_restricted_to_rows_uses_only_their_layers():
+    G = make_tiny_generator()
+    all_rows, _ = sefa_directions(G, k=1)
+    first, _ = sefa_directions(G, layers=[0], k=1)
+    assert not torch.allclose(all_rows.abs(), first.abs())
+    with pytest.raises(EditError, match="rows"):
+        sefa_directions(G, layers=[99])
+
+
+def test_ganspace_components_are_the_principal_axes():
+    G = make_tiny_generator()
+    dirs, std = ganspace_directions(G, k=2, samples=2000, seed=1)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        w = G.mapping(torch.randn(2000, G.z_dim, generator=gen))[:, 0].double()
+    cov = torch.cov(w.T)
+    for i in range(2):
+        d = dirs[i].double()
+        assert float(d @ cov @ d) == pytest.approx(float(std[i]) ** 2, rel=1e-3)
+    assert std[0] >= std[1]
+    assert abs(float(dirs[0] @ dirs[1])) < 1e-5
+
+
+def test_fitted_boundary_separates_labelled_codes():
+    g = torch.Generator().manual_seed(0)
+    truth = torch.nn.functional.normalize(torch.randn(16, generator=g), dim=0)
+    ws = torch.randn(400, 16, generator=g) * torch.linspace(0.5, 2, 16)
+    labels = (ws @ truth > 0).long()
+    normal = fit_boundary(ws, labels)
+    assert float(normal @ truth) > 0.9
+    assert ((ws @ normal > 0).long() == labels).float().mean() > 0.95
+    with pytest.raises(EditError, match="both classes"):
+        fit_boundary(ws, torch.zeros(400))
+
+
+def test_boundary_files_and_specs(tmp_path):
+    G = make_tiny_generator()
+    np.save(tmp_path / "b.npy", np.ones((1, G.w_dim), np.float32))
+    d = load_boundary(tmp_path / "b.npy", G)
+    assert d.shape == (G.num_ws, G.w_dim)
+    np.save(tmp_path / "bad.npy", np.ones((3, G.w_dim), np.float32))
+    with pytest.raises(EditError, match="boundary must be"):
+        load_boundary(tmp_path / "bad.npy", G)
+    d, what = parse_direction("sefa:1", G)
+    assert d.shape == (G.num_ws, G.w_dim) and "SeFa direction 1" in what
+    d, what = parse_direction("ganspace:0", G, samples=500)
+    assert "std" in what
+    for bad in ("sefa:x", "nothing.npy", "pca:1"):
+        with pytest.raises(EditError):
+            parse_direction(bad, G)
+
+
+def test_edits_touch_only_the_chosen_rows_and_strength_zero_is_the_original():
+    G = make_tiny_generator().eval()
+    ws = G.mapping(torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(3)))
+    d = torch.randn(G.num_ws, G.w_dim)
+    edited = apply_direction(ws, d, 2.0, layers=[1, 2])
+    assert torch.equal(edited[:, [0, 3, 4, 5, 6, 7]], ws[:, [0, 3, 4, 5, 6, 7]])
+    assert torch.allclose(edited[:, 1:3], ws[:, 1:3] + 2.0 * d[1:3])
+    grid = edit_grid(G, ws, d, [0.0, 1.0])
+    assert grid.shape == (2, 2, 3, G.resolution, G.resolution)
+    with torch.no_grad():
+        assert torch.equal(grid[:, 0], G.synthesis(ws, noise_mode="const"))
+
+
+def test_cli_edit_writes_a_grid_and_refuses_bad_input(tmp_path, capsys):
+    from nada import save_generator
+    from nada.cli import main
+
+    base = tmp_path / "g.safetensors"
+    save_generator(make_tiny_generator(), base)
+    out = tmp_path / "edit"
+    assert main(["edit", "--generator", str(base), "--seeds", "0-2", "--direction", "sefa:0", "--strengths=-2,0,2",
+                 "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["rows"] == ["0", "1", "2"] and report["strengths"] == [-2.0, 0.0, 2.0]
+    assert (out / "grid.png").is_file()
+    capsys.readouterr()
+    for bad, message in ((["--direction", "pca:1"], "expected sefa"), (["--strengths", "1,x"], "numbers"),
+                         (["--layers", "0-99"], "rows")):
+        argv = ["edit", "--generator", str(base), "--seeds", "0", "--direction", "sefa:0", "--out", str(tmp_path / "no")]
+        assert main(argv + bad) == 2  # a repeated --direction: the last one counts
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err
+        assert not (tmp_path / "no").exists()
