@@ -575,6 +575,89 @@ def run_edit(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- nada video
+
+
+def add_video_command(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "video", help="render interpolations, latent walks and edits as mp4 or GIF",
+        description="Render frames of one or more panels (tiled in a grid) and write --out as .mp4 or .gif. Panels: "
+                    "'base' (--generator), an adapted generator, a domain file, or HYPERFILE@TEXT. With --interpolate every "
+                    "panel moves from the base (first frame) to itself (last frame): a domain's strength goes 0 -> 1, "
+                    "a generator's weights go linearly from the base's. With --walk the codes travel through --seeds "
+                    "and back; with --direction they are edited, the strength moving through --strengths. Any "
+                    "combination works.")
+    p.add_argument("--generator", required=True, metavar="PATH_OR_NAME", help="the base generator")
+    p.add_argument("--panel", action="append", default=[], metavar="SPEC",
+                   help="base, a generator, a domain file or HYPERFILE@TEXT; repeatable (default: base)")
+    p.add_argument("--out", required=True, metavar="FILE", help="output .mp4 or .gif")
+    p.add_argument("--interpolate", action="store_true", help="move every panel from the base to itself over the video")
+    p.add_argument("--walk", action="store_true", help="walk through --seeds (and back to the first)")
+    p.add_argument("--seeds", default="0", metavar="LIST", help="codes: each one side by side, or the walk's stops (default 0)")
+    p.add_argument("--space", choices=("z", "w"), default="z", help="walk by slerp in Z or lerp in W (default z)")
+    p.add_argument("--truncation", type=_finite_float, default=1.0, metavar="PSI", help="truncation psi (default 1)")
+    p.add_argument("--direction", metavar="SPEC", help="edit over time: sefa:I, ganspace:I or a boundary .npy")
+    p.add_argument("--strengths", default="-3,3", metavar="LIST",
+                   help="the edit's strengths, passed through in turn (default -3,3; write --strengths=-3,3)")
+    p.add_argument("--frames", type=_bounded_int(1, 10_000, "a number of frames"), default=48, help="frames (default 48)")
+    p.add_argument("--fps", type=_finite_float, default=24.0, help="frames per second (default 24)")
+    p.add_argument("--size", type=_bounded_int(8, 4096, "a size in pixels"), default=None,
+                   help="draw each image at this size (default: the generator's)")
+    p.add_argument("--columns", type=_bounded_int(1, 64, "a number of columns"), default=None,
+                   help="panels per row (default: a square-ish grid)")
+    p.add_argument("--device", default="auto", help="torch device (default auto)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_video)
+
+
+def run_video(args: argparse.Namespace) -> int:
+    import math
+
+    from .generators.checkpoints import load_generator
+    from .video import VIDEO_SUFFIXES, Panel, parse_panel, render_video, write_video
+
+    if Path(args.out).suffix.lower() not in VIDEO_SUFFIXES:
+        raise UsageError(f"--out {args.out}: write a .mp4 or .gif file")
+    if not (0 < args.fps <= 240):
+        raise UsageError(f"--fps {args.fps}: give a rate in (0, 240]")
+    seeds = _int_list(args.seeds, "--seeds")
+    for s in seeds:
+        _check_seed_range(s, 1)
+    try:
+        strengths = [float(x) for x in args.strengths.split(",")]
+    except ValueError:
+        raise UsageError(f"--strengths {args.strengths}: expected numbers like -3,3") from None
+    if not strengths or not all(math.isfinite(x) for x in strengths):
+        raise UsageError(f"--strengths {args.strengths}: give finite numbers")
+    from ._io import check_output_dir
+
+    check_output_dir(Path(args.out).parent if str(Path(args.out).parent) else ".", "--out")
+    device = check_device(args.device)
+    G = load_generator(args.generator, device=device).eval().requires_grad_(False)
+    panels = []
+    for spec in args.panel or ["base"]:
+        label, obj, kind = parse_panel(spec, G, device)
+        if kind == "domain":
+            panels.append(Panel.domain(label, G, obj) if args.interpolate else
+                          Panel.fixed(label, obj.apply(G, allow_other_base=True)))
+        elif kind == "generator" and args.interpolate:
+            panels.append(Panel.towards(label, G, obj))
+        else:
+            panels.append(Panel.fixed(label, obj))
+    direction = None
+    if args.direction:
+        from .editing import parse_direction
+
+        direction, _ = parse_direction(args.direction, G)
+    frames = render_video(panels, args.frames, seeds=seeds, space=args.space, truncation=args.truncation,
+                          walk=args.walk, direction=direction, strengths=strengths if direction is not None else (),
+                          columns=args.columns, size=args.size, progress=not args.no_progress)
+    write_video(frames, args.out, fps=args.fps)
+    print(f"wrote {args.out}: {len(frames)} frames of {frames.shape[2]} x {frames.shape[1]} px at {args.fps:g} fps "
+          f"({', '.join(p.label for p in panels)})")
+    return 0
+
+
 # ----------------------------------------------------------------------------- registration
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
@@ -585,6 +668,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_invert_command,
     add_translate_command,
     add_edit_command,
+    add_video_command,
     add_toyworld_command,
 ]
 
