@@ -33,6 +33,22 @@ _API = {
     "bake_domains": "nada.domains.domain",
     "Domain": "nada.domains.domain",
     "DomainError": "nada.domains.domain",
+    "HyperDomain": "nada.domains.domain",
+    "invert": "nada.inversion",
+    "InvertConfig": "nada.inversion",
+    "load_images": "nada.inversion",
+    "load_latents": "nada.inversion",
+    "save_latents": "nada.inversion",
+    "invert_to_dir": "nada.translation",
+    "translate_to_dir": "nada.translation",
+    "sefa_directions": "nada.editing",
+    "ganspace_directions": "nada.editing",
+    "fit_boundary": "nada.editing",
+    "parse_direction": "nada.editing",
+    "apply_direction": "nada.editing",
+    "edit_grid": "nada.editing",
+    "render_video": "nada.video",
+    "write_video": "nada.video",
 }
 
 __all__ = sorted(_API) + ["__version__"]

@@ -105,6 +105,7 @@ def add_sample_command(subparsers: argparse._SubParsersAction) -> None:
                    help="images per forward pass (default 8)")
     p.add_argument("--device", default="auto", help="torch device: auto (CUDA when available, else CPU), cpu, cuda, cuda:N (default auto)")
     _add_domain_flags(p)
+    _add_mapper_flag(p)
     p.set_defaults(func=run_sample)
 
 
@@ -137,7 +138,7 @@ def run_sample(args: argparse.Namespace) -> int:
 
     _check_seed_range(args.seed, args.n)
     check_output_dir(args.out, "--out")  # before the generator loads: nothing is written on bad input
-    G = _with_domains(load_generator(args.generator, device=check_device(args.device)), args)
+    G = _with_mapper(_with_domains(load_generator(args.generator, device=check_device(args.device)), args), args)
     images = sample_images(G, args.n, seed=args.seed, truncation_psi=args.truncation,
                            noise_mode=args.noise_mode, batch_size=args.batch_size)
     files = write_samples(images, args.out, first_seed=args.seed)
@@ -351,6 +352,7 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="torch device: auto (CUDA when available, else CPU), cpu, cuda, cuda:N (default auto)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the JSON report (default: one line of figures)")
+    _add_mapper_flag(p)
     p.set_defaults(func=run_evaluate)
 
 
@@ -359,7 +361,7 @@ def _evaluate_generator(args: argparse.Namespace, device):
     (a view: anything with ``mapping``, ``synthesis`` and ``z_dim`` is measured alike)."""
     from .generators.checkpoints import load_generator
 
-    return _with_domains(load_generator(args.generator, device=device), args)
+    return _with_mapper(_with_domains(load_generator(args.generator, device=device), args), args)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -453,6 +455,7 @@ def add_translate_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--adapted", action="append", default=[], metavar="PATH",
                    help="an adapted generator of the same latent space (e.g. a `nada adapt` generator.safetensors); repeatable")
     p.add_argument("--allow-other-base", action="store_true", help="apply domains trained on another base generator")
+    _add_mapper_flag(p)
     _add_invert_flags(p)
     p.set_defaults(func=run_translate)
 
@@ -483,6 +486,7 @@ def run_translate(args: argparse.Namespace) -> int:
             raise UsageError(f"--adapted {path}: its latent space (num_ws {A.num_ws}, w_dim {A.w_dim}, {A.resolution} px) "
                              f"is not the base's (num_ws {G.num_ws}, w_dim {G.w_dim}, {G.resolution} px)")
         targets.append((Path(path).parent.name or Path(path).stem, A))
+    targets = [(label, _with_mapper(T, args)) for label, T in targets]
     report = translate_to_dir(G, targets, args.images, args.out, cfg, clip=_distance_clip(args, device),
                               generator=args.generator, progress=not args.no_progress)
     print(f"wrote {args.out}: one row per image ({report['n']}), folders {', '.join(t['folder'] for t in report['targets'])}, "
@@ -528,6 +532,7 @@ def add_edit_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--layers", metavar="ROWS", help="edit only these W+ rows, e.g. 0-3 (default all); also restricts SeFa")
     p.add_argument("--device", default="auto", help="torch device (default auto)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (grid.png, report.json)")
+    _add_mapper_flag(p)
     p.set_defaults(func=run_edit)
 
 
@@ -549,7 +554,7 @@ def run_edit(args: argparse.Namespace) -> int:
     layers = _int_list(args.layers, "--layers") if args.layers else None
     check_output_dir(args.out, "--out")
     device = check_device(args.device)
-    G = _with_domains(load_generator(args.generator, device=device).eval().requires_grad_(False), args)
+    G = _with_mapper(_with_domains(load_generator(args.generator, device=device).eval().requires_grad_(False), args), args)
     if args.latents:
         from .inversion import load_latents
 
@@ -658,6 +663,87 @@ def run_video(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- nada mapper
+
+
+def _add_mapper_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mapper", metavar="FILE", help="move the codes through a latent mapper first (`nada mapper`'s mapper.safetensors)")
+
+
+def _with_mapper(G, args: argparse.Namespace):
+    """``G`` seen through the --mapper file (G itself without one)."""
+    if not getattr(args, "mapper", None):
+        return G
+    from .mapper import MappedGenerator, load_mapper
+
+    mapper, multiplier, _ = load_mapper(args.mapper, G)
+    return MappedGenerator(G, mapper.to(G.w_avg.device), multiplier)
+
+
+def add_mapper_command(subparsers: argparse._SubParsersAction) -> None:
+    from .guidance.config import GuidanceConfig
+    from .mapper import MapperConfig
+
+    p = subparsers.add_parser(
+        "mapper", help="train a latent mapper towards a text",
+        description="Train StyleCLIP's levels mapper for --generator (and its --domain files): a small network that "
+                    "moves each W+ code towards --target, guided by CLIP (the directional loss from --source, plus "
+                    "any guidance option), with an L2 and a norm penalty on the offset. Writes mapper.safetensors, "
+                    "final.png (codes before, over after), metrics.json and config.yaml. Use it with --mapper in "
+                    "sample, translate, edit, video and evaluate.")
+    p.add_argument("--generator", required=True, metavar="PATH_OR_NAME", help="the (adapted) generator")
+    _add_domain_flags(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--device", default="auto", help="torch device (default auto)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_option_flags(p.add_argument_group("mapper"), MapperConfig, "m.")
+    _add_option_flags(p.add_argument_group("guidance (as nada adapt; the generator's preset applies)"), GuidanceConfig, "g.")
+    p.set_defaults(func=run_mapper)
+
+
+def run_mapper(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+    import yaml
+
+    from ._io import atomic_write_text, check_output_dir, prepare_output_dir
+    from .adapt.api import make_config
+    from .generators.checkpoints import load_generator
+    from .guidance.guidance import Guidance
+    from .imaging import save_grid
+    from .mapper import MapperConfig, save_mapper, train_mapper
+
+    cfg = MapperConfig(**{k[2:]: v for k, v in vars(args).items() if k.startswith("m.")})
+    gflags = {k[2:]: v for k, v in vars(args).items() if k.startswith("g.")}
+    preset_name = args.generator if not args.generator.endswith((".pt", ".pkl", ".safetensors")) else None
+    gcfg = make_config(generator=preset_name, **gflags)[0].guidance
+    if gcfg.target_text is None:
+        raise UsageError("give --target TEXT (the region the mapper moves codes towards)")
+    check_output_dir(args.out, "--out")
+    device = check_device(args.device)
+    G = _with_domains(load_generator(args.generator, device=device).eval().requires_grad_(False), args)
+    guidance = Guidance(gcfg, device=device)
+    mapper, history = train_mapper(G, guidance, cfg, progress=not args.no_progress)
+    prepare_output_dir(args.out, "--out")
+    save_mapper(f"{args.out}/mapper.safetensors", mapper, multiplier=cfg.multiplier,
+                meta={"generator": args.generator, "source_text": str(guidance.source_text),
+                      "target_text": str(gcfg.target_text), "clips": json.dumps(list(gcfg.clip))})
+    z = torch.randn(8, G.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 12345)).to(device)
+    with torch.no_grad():
+        ws = G.mapping(z, 0.7)
+        before = G.synthesis(ws, noise_mode="const")
+        after = G.synthesis(ws + cfg.multiplier * mapper(ws), noise_mode="const")
+    save_grid(torch.cat([before, after]).float().cpu().clamp(-1, 1), f"{args.out}/final.png", nrow=8)
+    atomic_write_text(f"{args.out}/metrics.json", json.dumps({"steps": len(history), "history": history}, indent=1))
+    atomic_write_text(f"{args.out}/config.yaml", yaml.safe_dump(
+        {"generator": args.generator, "domains": args.domain, "mapper": cfg.__dict__, "guidance": gcfg.to_dict()},
+        sort_keys=False))
+    print(f"wrote {args.out}/mapper.safetensors, final.png, metrics.json ({len(history)} steps, "
+          f"{history[-1]['time_s']:.0f} s)")
+    return 0
+
+
 # ----------------------------------------------------------------------------- registration
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
@@ -669,6 +755,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_translate_command,
     add_edit_command,
     add_video_command,
+    add_mapper_command,
     add_toyworld_command,
 ]
 
