@@ -17,9 +17,12 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from .errors import OutputError as _OutputErrorBase
+
+if TYPE_CHECKING:
+    import torch
 
 TMP_SUFFIX = ".tmp"
 # mkstemp's names: "." + final name + "." + 8 random characters + ".tmp"
