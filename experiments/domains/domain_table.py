@@ -51,6 +51,32 @@ def changed_weights(path: Path) -> int:
     return int(sum((mine[k] != v).sum() for k, v in base.items() if k in mine and mine[k].shape == v.shape))
 
 
+def trained_numbers(path: Path) -> int:
+    """Numbers a domain file holds (what trained)."""
+    from safetensors import safe_open
+
+    import math
+
+    with safe_open(str(path), framework="pt") as f:
+        return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+
+
+def markdown(rows: list[dict]) -> str:
+    """The docs' table: one line per parameterisation and case. "trained" is what the domain file holds;
+    for finetune, the weights that differ from the base (the rows the adaptive choice trained)."""
+    out = ["| `--param` | case | target | kept | Quality (base) | Diversity (base) | trained | file | steps | s/step |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        r = {**r, "changed_weights": r.get("trained_numbers", r["changed_weights"])}
+        kept = " / ".join(f"{k} {r[k]:.3f}" for k in ("style", "shape", "colour") if k in r)
+        size = r["file_bytes"]
+        size_text = f"{size / 2**20:.1f} MB" if size > 2**20 else f"{size / 1024:.1f} KB"
+        out.append(f"| `{r['param']}` | {r['case']} | {r['target_rate']:.3f} | {kept} | {r['held_out']['quality']:.3f} "
+                   f"({r['base_held_out']['quality']:.3f}) | {r['held_out']['diversity']:.3f} ({r['base_held_out']['diversity']:.3f}) "
+                   f"| {r['changed_weights']:,} | {size_text} | {r['steps']} | {r['sec_per_step']:.3f} |")
+    return "\n".join(out)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", type=Path, required=True)
@@ -60,7 +86,16 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--evaluate-only", action="store_true", help="judge the runs already in --work")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "domain_table.json")
+    p.add_argument("--markdown", action="store_true", help="print the table of --out's results as markdown, run nothing")
     args = p.parse_args()
+    if args.markdown:
+        doc = json.loads(args.out.read_text())
+        for r in doc["results"]:  # runs measured before the column existed: read it from --work
+            domain = args.work / r["param"].replace("+", "_plus") / _slug(r["case"]) / "domain.safetensors"
+            if r["param"] != "finetune" and "trained_numbers" not in r and domain.is_file():
+                r["trained_numbers"] = trained_numbers(domain)
+        print(markdown(doc["results"]))
+        return 0
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     rows = []
     if args.out.is_file():  # keep rows of other params/cases measured before
@@ -75,6 +110,7 @@ def main() -> int:
             caption = r["report"]["clip_text"]
             metrics = json.loads((out / "metrics.json").read_text())
             row = {"param": param, "case": name, "target_rate": r["report"]["target_rate"], **r["report"]["preserved"],
+                   **({} if param == "finetune" else {"trained_numbers": trained_numbers(out / "domain.safetensors")}),
                    "held_out": quality_diversity(str(weights), caption, env),
                    "base_held_out": quality_diversity("toy", caption, env), "caption": caption,
                    "changed_weights": changed_weights(weights), "steps": r["steps"],
