@@ -512,6 +512,19 @@ def _int_list(text: str, what: str) -> list[int]:
     return out
 
 
+def _float_list(text: str, what: str) -> list[float]:
+    """``-3,0,3`` -> finite numbers (one line on anything else)."""
+    import math
+
+    try:
+        values = [float(x) for x in text.split(",")]
+    except ValueError:
+        raise UsageError(f"{what} {text}: expected numbers like -3,0,3") from None
+    if not values or not all(math.isfinite(x) for x in values):
+        raise UsageError(f"{what} {text}: give finite numbers")
+    return values
+
+
 def add_edit_command(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "edit", help="move latents along a direction and draw the results",
@@ -538,19 +551,13 @@ def add_edit_command(subparsers: argparse._SubParsersAction) -> None:
 
 def run_edit(args: argparse.Namespace) -> int:
     import json
-    import math
 
     from ._io import atomic_write_text, check_output_dir, prepare_output_dir
     from .editing import edit_grid, parse_direction
     from .generators.checkpoints import load_generator
     from .imaging import save_grid
 
-    try:
-        strengths = [float(x) for x in args.strengths.split(",")]
-    except ValueError:
-        raise UsageError(f"--strengths {args.strengths}: expected numbers like -3,0,3") from None
-    if not strengths or not all(math.isfinite(x) for x in strengths):
-        raise UsageError(f"--strengths {args.strengths}: give finite numbers")
+    strengths = _float_list(args.strengths, "--strengths")
     layers = _int_list(args.layers, "--layers") if args.layers else None
     check_output_dir(args.out, "--out")
     device = check_device(args.device)
@@ -616,8 +623,6 @@ def add_video_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_video(args: argparse.Namespace) -> int:
-    import math
-
     from .generators.checkpoints import load_generator
     from .video import VIDEO_SUFFIXES, Panel, parse_panel, render_video, write_video
 
@@ -628,12 +633,7 @@ def run_video(args: argparse.Namespace) -> int:
     seeds = _int_list(args.seeds, "--seeds")
     for s in seeds:
         _check_seed_range(s, 1)
-    try:
-        strengths = [float(x) for x in args.strengths.split(",")]
-    except ValueError:
-        raise UsageError(f"--strengths {args.strengths}: expected numbers like -3,3") from None
-    if not strengths or not all(math.isfinite(x) for x in strengths):
-        raise UsageError(f"--strengths {args.strengths}: give finite numbers")
+    strengths = _float_list(args.strengths, "--strengths")
     from ._io import check_output_dir
 
     check_output_dir(Path(args.out).parent if str(Path(args.out).parent) else ".", "--out")

@@ -83,17 +83,21 @@ def _write_common(out: Path, paths, images, result, report, generator: str, fing
     atomic_write_text(out / "report.json", json.dumps(report, indent=1) + "\n")
 
 
-def invert_to_dir(G: Any, inputs: Sequence[str | os.PathLike], out: str | os.PathLike, config: InvertConfig | None = None,
-                  *, clip: Any = None, generator: str = "", progress: bool = True) -> dict:
-    """Invert the images named by ``inputs`` (files or folders) with ``G``; write the results to ``out``."""
+def _invert_into(G, inputs, out, cfg, clip, progress, generator):
+    """Check ``out``, invert, create ``out``: (out, paths, images, result, report); nothing is written on bad input."""
     from ._io import check_output_dir, prepare_output_dir
 
-    cfg = config or InvertConfig()
     check_output_dir(out, "--out")
     paths, images, result, seconds = _run_inversion(G, inputs, cfg, clip, progress)
     out = Path(out)
     prepare_output_dir(out, "--out")
-    report = _report(paths, images, result, seconds, cfg, generator)
+    return out, paths, images, result, _report(paths, images, result, seconds, cfg, generator)
+
+
+def invert_to_dir(G: Any, inputs: Sequence[str | os.PathLike], out: str | os.PathLike, config: InvertConfig | None = None,
+                  *, clip: Any = None, generator: str = "", progress: bool = True) -> dict:
+    """Invert the images named by ``inputs`` (files or folders) with ``G``; write the results to ``out``."""
+    out, paths, images, result, report = _invert_into(G, inputs, out, config or InvertConfig(), clip, progress, generator)
     _write_common(out, paths, images, result, report, generator, _fingerprint(G))
     return report
 
@@ -106,7 +110,6 @@ def translate_to_dir(G: Any, targets: Sequence[tuple[str, Any]], inputs: Sequenc
                      out: str | os.PathLike, config: InvertConfig | None = None, *, clip: Any = None,
                      generator: str = "", progress: bool = True) -> dict:
     """Invert with ``G`` (the base) and draw the codes with each ``(label, generator)`` of ``targets``."""
-    from ._io import check_output_dir, prepare_output_dir
     from .imaging import make_grid, save_image
 
     if not targets:
@@ -114,11 +117,7 @@ def translate_to_dir(G: Any, targets: Sequence[tuple[str, Any]], inputs: Sequenc
 
         raise ConfigError("translate needs at least one target (--domain or --adapted)")
     cfg = config or InvertConfig()
-    check_output_dir(out, "--out")
-    paths, images, result, seconds = _run_inversion(G, inputs, cfg, clip, progress)
-    out = Path(out)
-    prepare_output_dir(out, "--out")
-    report = _report(paths, images, result, seconds, cfg, generator)
+    out, paths, images, result, report = _invert_into(G, inputs, out, cfg, clip, progress, generator)
     drawn = []
     for label, T in targets:
         folder = out / _slug(label)
