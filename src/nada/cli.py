@@ -606,6 +606,8 @@ def add_video_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--interpolate", action="store_true", help="move every panel from the base to itself over the video")
     p.add_argument("--walk", action="store_true", help="walk through --seeds (and back to the first)")
     p.add_argument("--seeds", default="0", metavar="LIST", help="codes: each one side by side, or the walk's stops (default 0)")
+    p.add_argument("--latents", metavar="FILE", help="codes from a file instead of --seeds (e.g. `nada invert`'s "
+                                                     "latents.safetensors); --walk then moves linearly through them in W+")
     p.add_argument("--space", choices=("z", "w"), default="z", help="walk by slerp in Z or lerp in W (default z)")
     p.add_argument("--truncation", type=_finite_float, default=1.0, metavar="PSI", help="truncation psi (default 1)")
     p.add_argument("--direction", metavar="SPEC", help="edit over time: sefa:I, ganspace:I or a boundary .npy")
@@ -619,6 +621,7 @@ def add_video_command(subparsers: argparse._SubParsersAction) -> None:
                    help="panels per row (default: a square-ish grid)")
     p.add_argument("--device", default="auto", help="torch device (default auto)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_mapper_flag(p)
     p.set_defaults(func=run_video)
 
 
@@ -654,9 +657,19 @@ def run_video(args: argparse.Namespace) -> int:
         from .editing import parse_direction
 
         direction, _ = parse_direction(args.direction, G)
+    latents = None
+    if args.latents:
+        from .inversion import load_latents
+
+        latents, _ = load_latents(args.latents, G)
+    transform = None
+    if args.mapper:
+        mapped = _with_mapper(G, args)
+        transform = mapped.map
     frames = render_video(panels, args.frames, seeds=seeds, space=args.space, truncation=args.truncation,
                           walk=args.walk, direction=direction, strengths=strengths if direction is not None else (),
-                          columns=args.columns, size=args.size, progress=not args.no_progress)
+                          columns=args.columns, size=args.size, latents=latents, transform=transform,
+                          progress=not args.no_progress)
     write_video(frames, args.out, fps=args.fps)
     print(f"wrote {args.out}: {len(frames)} frames of {frames.shape[2]} x {frames.shape[1]} px at {args.fps:g} fps "
           f"({', '.join(p.label for p in panels)})")

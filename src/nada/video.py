@@ -103,8 +103,11 @@ class Panel:
 def render_video(panels: Sequence[Panel], frames: int, *, seeds: Sequence[int] = (0,), space: str = "z",
                  truncation: float = 1.0, walk: bool = False, direction: torch.Tensor | None = None,
                  strengths: Sequence[float] = (), columns: int | None = None, size: int | None = None,
+                 latents: torch.Tensor | None = None, transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  progress: bool = True) -> np.ndarray:
-    """Frames (F, H, W, 3) uint8. Without ``walk`` every seed is one code, shown side by side in each panel."""
+    """Frames (F, H, W, 3) uint8. Without ``walk`` every seed (or every code of ``latents``, (N, num_ws, w_dim),
+    e.g. inverted photos) is shown side by side in each panel; with it the code travels through them and back
+    (``latents``: linearly in W+). ``transform`` moves the codes last (e.g. a latent mapper)."""
     from .editing import apply_direction
     from .imaging import make_grid, resize, to_uint8
 
@@ -124,12 +127,17 @@ def render_video(panels: Sequence[Panel], frames: int, *, seeds: Sequence[int] =
     try:
         for f in range(frames):
             t = f / (frames - 1) if frames > 1 else 0.0
-            if walk:
+            if latents is not None:
+                ws = _along_codes(latents, t) if walk else latents
+                ws = ws.to(ref.w_avg.device)
+            elif walk:
                 ws = walk_codes(ref, seeds, t, space, truncation)
             else:
                 ws = torch.cat([walk_codes(ref, [s], 0.0, space, truncation) for s in seeds])
             if direction is not None and strengths:
                 ws = apply_direction(ws, direction, _along(strengths, t))
+            if transform is not None:
+                ws = transform(ws)
             tiles = []
             for panel in panels:
                 G = panel.at(t)
@@ -145,6 +153,17 @@ def render_video(panels: Sequence[Panel], frames: int, *, seeds: Sequence[int] =
         if bar is not None:
             bar.close()
     return np.stack(out)
+
+
+def _along_codes(latents: torch.Tensor, t: float) -> torch.Tensor:
+    """The walk through ``latents`` (N, num_ws, w_dim) and back to the first, at progress ``t``: (1, num_ws, w_dim)."""
+    n = len(latents)
+    if n == 1:
+        return latents[:1]
+    pos = (t % 1.0) * n
+    i = int(pos) % n
+    u = pos - int(pos)
+    return (1 - u) * latents[i:i + 1] + u * latents[(i + 1) % n:(i + 1) % n + 1]
 
 
 def _along(values: Sequence[float], t: float) -> float:

@@ -100,3 +100,35 @@ def test_cli_video_panels_and_refusals(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err
         assert not (tmp_path / "w.gif").exists()
+
+
+def test_latents_and_a_mapper_drive_the_video(tmp_path):
+    from nada import save_generator
+    from nada.cli import main
+    from nada.inversion import save_latents
+    from nada.mapper import LevelsMapper, save_mapper
+
+    G = make_tiny_generator().eval()
+    base = tmp_path / "g.safetensors"
+    save_generator(G, base)
+    ws = G.mapping(torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(4))).detach()
+    save_latents(tmp_path / "l.safetensors", ws, ["a", "b"])
+    # a walk through latents starts at the first code and comes back to it
+    frames = render_video([Panel.fixed("g", G)], 3, latents=ws, walk=True, progress=False)
+    still = render_video([Panel.fixed("g", G)], 1, latents=ws[:1], progress=False)
+    assert np.array_equal(frames[0], still[0]) and np.array_equal(frames[-1], still[0])
+    # a mapper moves every code before drawing
+    mapper = LevelsMapper(G.num_ws, G.w_dim)
+    with torch.no_grad():
+        for p in mapper.parameters():
+            p.normal_(0, 0.5)
+    save_mapper(tmp_path / "m.safetensors", mapper, multiplier=1.0)
+    plain, mapped = tmp_path / "plain.gif", tmp_path / "mapped.gif"
+    common = ["video", "--generator", str(base), "--latents", str(tmp_path / "l.safetensors"), "--frames", "2", "--no-progress"]
+    assert main([*common, "--out", str(plain)]) == 0
+    assert main([*common, "--mapper", str(tmp_path / "m.safetensors"), "--out", str(mapped)]) == 0
+    import imageio.v3 as iio
+
+    a, b = iio.imread(plain, index=None), iio.imread(mapped, index=None)
+    assert a.shape == b.shape and a.shape[2] > a.shape[1]  # two codes side by side
+    assert np.abs(a.astype(int) - b.astype(int)).max() > 0
