@@ -47,6 +47,7 @@ _API = {
     "parse_direction": "nada.editing",
     "apply_direction": "nada.editing",
     "edit_grid": "nada.editing",
+    "load_lpips": "nada.lpips",
     "render_video": "nada.video",
     "write_video": "nada.video",
 }

@@ -393,6 +393,9 @@ def _add_invert_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR", help="image files, or folders of them")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--clip", metavar="NAME", help="a CLIP whose image features join the distance (with --lambda-clip)")
+    p.add_argument("--lpips-vgg", metavar="FILE", help="ImageNet VGG16 weights (the model zoo's vgg16-*.pth) for LPIPS")
+    p.add_argument("--lpips-lin", metavar="FILE", help="the LPIPS linear layers (the lpips package's vgg.pth); with "
+                                                       "--lpips-vgg, LPIPS-VGG joins the distance (--lambda-lpips)")
     p.add_argument("--device", default="auto", help="torch device: auto (CUDA when available, else CPU), cpu, cuda, cuda:N (default auto)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_option_flags(p.add_argument_group("inversion"), InvertConfig, "i.")
@@ -402,6 +405,16 @@ def _invert_config(args: argparse.Namespace):
     from .inversion import InvertConfig
 
     return InvertConfig(**{key[2:]: value for key, value in vars(args).items() if key.startswith("i.")})
+
+
+def _distance_lpips(args: argparse.Namespace, device):
+    if args.lpips_vgg is None and args.lpips_lin is None:
+        return None
+    if args.lpips_vgg is None or args.lpips_lin is None:
+        raise UsageError("LPIPS needs both --lpips-vgg (VGG16 weights) and --lpips-lin (its linear layers)")
+    from .lpips import load_lpips
+
+    return load_lpips(args.lpips_vgg, args.lpips_lin, device=device)
 
 
 def _distance_clip(args: argparse.Namespace, device):
@@ -434,8 +447,8 @@ def run_invert(args: argparse.Namespace) -> int:
     check_output_dir(args.out, "--out")
     device = check_device(args.device)
     G = _with_domains(load_generator(args.generator, device=device).eval().requires_grad_(False), args)
-    report = invert_to_dir(G, args.images, args.out, cfg, clip=_distance_clip(args, device), generator=args.generator,
-                           progress=not args.no_progress)
+    report = invert_to_dir(G, args.images, args.out, cfg, clip=_distance_clip(args, device),
+                           lpips=_distance_lpips(args, device), generator=args.generator, progress=not args.no_progress)
     worst = max(report["images"], key=lambda r: r["distance"])
     print(f"wrote {args.out}/latents.safetensors, reconstructions/, grid.png, report.json ({report['n']} images, "
           f"{report['seconds_per_image']:.2f} s each; largest distance {worst['distance']:.4f} for {worst['name']})")
@@ -488,7 +501,7 @@ def run_translate(args: argparse.Namespace) -> int:
         targets.append((Path(path).parent.name or Path(path).stem, A))
     targets = [(label, _with_mapper(T, args)) for label, T in targets]
     report = translate_to_dir(G, targets, args.images, args.out, cfg, clip=_distance_clip(args, device),
-                              generator=args.generator, progress=not args.no_progress)
+                              lpips=_distance_lpips(args, device), generator=args.generator, progress=not args.no_progress)
     print(f"wrote {args.out}: one row per image ({report['n']}), folders {', '.join(t['folder'] for t in report['targets'])}, "
           f"latents.safetensors, report.json ({report['seconds_per_image']:.2f} s per image to invert)")
     return 0

@@ -15,7 +15,7 @@ map) and renormalised to mean 0, variance 1 after each step.
 
 The distance (:class:`ImageDistance`) needs nothing downloaded: mean squared pixel error at several
 scales (the image, then average-pooled by 2, 4, ...), plus, when a CLIP is given, ``1 - cos`` of the
-CLIP image embeddings. Every image is optimised independently (its loss touches only its own code),
+CLIP image embeddings, plus LPIPS-VGG when the user has its weights (:mod:`nada.lpips`). Every image is optimised independently (its loss touches only its own code),
 so the batch size changes speed, not results.
 
 Images are read as RGB, resized so the shorter side is the generator's resolution, and centre-cropped
@@ -78,6 +78,8 @@ class InvertConfig:
                                help="pixel distance at this many scales (each half the previous)")
     lambda_clip: float = option(0.0, check=number(integer=False, lo=0),
                                 help="weight of the CLIP image-embedding distance (needs --clip)")
+    lambda_lpips: float = option(1.0, check=number(integer=False, lo=0),
+                                 help="weight of LPIPS-VGG (used only when its weights are given: --lpips-vgg, --lpips-lin)")
     batch: int = option(8, check=number(integer=True, lo=1, hi=4096), help="images optimised together")
     w_avg_samples: int = option(10_000, check=number(integer=True, lo=2, hi=1_000_000),
                                 help="mapping samples estimating W's mean and spread")
@@ -155,14 +157,25 @@ def downsample(images: torch.Tensor, times: int) -> torch.Tensor:
     return images
 
 
+LPIPS_SIZE = 256  # LPIPS reads images of at most this size (larger ones are area-downsampled, as the projector does)
+
+
+def _lpips_input(images: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(images, size=(LPIPS_SIZE, LPIPS_SIZE), mode="area") if images.shape[-1] > LPIPS_SIZE else images
+
+
 class ImageDistance:
     """Per-image distance (N,) between generated and target images in [-1, 1]: the mean squared pixel
-    error at ``scales`` scales, summed, plus ``lambda_clip * (1 - cos)`` of CLIP image embeddings."""
+    error at ``scales`` scales, summed, plus ``lambda_clip * (1 - cos)`` of CLIP image embeddings, plus
+    ``lambda_lpips * LPIPS`` when an LPIPS network is given (:mod:`nada.lpips`)."""
 
-    def __init__(self, targets: torch.Tensor, scales: int = 3, clip: Any = None, lambda_clip: float = 0.0):
+    def __init__(self, targets: torch.Tensor, scales: int = 3, clip: Any = None, lambda_clip: float = 0.0,
+                 lpips: Any = None, lambda_lpips: float = 0.0):
         if lambda_clip > 0 and clip is None:
             raise InversionError("lambda_clip > 0 needs a CLIP (--clip NAME)")
         self.scales, self.clip, self.lambda_clip = scales, clip, lambda_clip
+        self.lpips, self.lambda_lpips = lpips, lambda_lpips
+        self.lpips_target = _lpips_input(targets) if lpips is not None and lambda_lpips > 0 else None
         self.targets = [downsample(targets, s) for s in range(scales)]
         self.target_embedding = None
         if clip is not None and lambda_clip > 0:
@@ -177,6 +190,8 @@ class ImageDistance:
         if self.target_embedding is not None:
             e = self.clip.encode_images(images)
             total = total + self.lambda_clip * (1 - (e * self.target_embedding[index]).sum(-1))
+        if self.lpips_target is not None:
+            total = total + self.lambda_lpips * self.lpips(_lpips_input(images), self.lpips_target[index])
         return total
 
 
@@ -227,10 +242,11 @@ class InversionResult:
     history: list[dict[str, float]] = field(default_factory=list)  # mean distance per phase and step
 
 
-def invert(G: Any, images: torch.Tensor, config: InvertConfig | None = None, *, clip: Any = None,
+def invert(G: Any, images: torch.Tensor, config: InvertConfig | None = None, *, clip: Any = None, lpips: Any = None,
            progress: bool = True, callback: Callable[[int, int], None] | None = None, **options: Any) -> InversionResult:
     """W+ codes reproducing ``images`` (N, 3, R, R) in [-1, 1] with ``G`` (a generator or a generator with
-    domains applied). ``options`` are :class:`InvertConfig` fields. The generator is not changed."""
+    domains applied). ``options`` are :class:`InvertConfig` fields; ``lpips``: an LPIPS network
+    (:func:`nada.lpips.load_lpips`) joining the distance. The generator is not changed."""
     cfg = config if config is not None else InvertConfig(**options)
     if config is not None and options:
         cfg = InvertConfig(**{**cfg.__dict__, **options})
@@ -256,7 +272,8 @@ def invert(G: Any, images: torch.Tensor, config: InvertConfig | None = None, *, 
     try:
         for lo in range(0, n, cfg.batch):
             target = images[lo:lo + cfg.batch].to(device, torch.float32)
-            distance = ImageDistance(target, cfg.pixel_scales, clip, cfg.lambda_clip)
+            distance = ImageDistance(target, cfg.pixel_scales, clip, cfg.lambda_clip,
+                                     lpips.to(device) if lpips is not None else None, cfg.lambda_lpips)
             ws, noise, d = _invert_batch(G, target, distance, cfg, w_mean.to(device), w_std, gen, bar, history, lo)
             out_ws.append(ws.detach().cpu())
             with torch.no_grad():

@@ -47,11 +47,11 @@ def draw(G: Any, ws: torch.Tensor, batch: int = 8, noise: list[torch.Tensor] | N
     return torch.cat(out)
 
 
-def _run_inversion(G, inputs, cfg, clip, progress):
+def _run_inversion(G, inputs, cfg, clip, progress, lpips=None):
     paths = list_images(inputs)
     images = load_images(paths, G.resolution)
     t0 = time.perf_counter()
-    result = invert(G, images, cfg, clip=clip, progress=progress)
+    result = invert(G, images, cfg, clip=clip, lpips=lpips, progress=progress)
     seconds = time.perf_counter() - t0
     return paths, images, result, seconds
 
@@ -83,21 +83,22 @@ def _write_common(out: Path, paths, images, result, report, generator: str, fing
     atomic_write_text(out / "report.json", json.dumps(report, indent=1) + "\n")
 
 
-def _invert_into(G, inputs, out, cfg, clip, progress, generator):
+def _invert_into(G, inputs, out, cfg, clip, progress, generator, lpips=None):
     """Check ``out``, invert, create ``out``: (out, paths, images, result, report); nothing is written on bad input."""
     from ._io import check_output_dir, prepare_output_dir
 
     check_output_dir(out, "--out")
-    paths, images, result, seconds = _run_inversion(G, inputs, cfg, clip, progress)
+    paths, images, result, seconds = _run_inversion(G, inputs, cfg, clip, progress, lpips)
     out = Path(out)
     prepare_output_dir(out, "--out")
     return out, paths, images, result, _report(paths, images, result, seconds, cfg, generator)
 
 
 def invert_to_dir(G: Any, inputs: Sequence[str | os.PathLike], out: str | os.PathLike, config: InvertConfig | None = None,
-                  *, clip: Any = None, generator: str = "", progress: bool = True) -> dict:
+                  *, clip: Any = None, lpips: Any = None, generator: str = "", progress: bool = True) -> dict:
     """Invert the images named by ``inputs`` (files or folders) with ``G``; write the results to ``out``."""
-    out, paths, images, result, report = _invert_into(G, inputs, out, config or InvertConfig(), clip, progress, generator)
+    out, paths, images, result, report = _invert_into(G, inputs, out, config or InvertConfig(), clip, progress, generator,
+                                                      lpips)
     _write_common(out, paths, images, result, report, generator, _fingerprint(G))
     return report
 
@@ -108,7 +109,7 @@ def _slug(label: str) -> str:
 
 def translate_to_dir(G: Any, targets: Sequence[tuple[str, Any]], inputs: Sequence[str | os.PathLike],
                      out: str | os.PathLike, config: InvertConfig | None = None, *, clip: Any = None,
-                     generator: str = "", progress: bool = True) -> dict:
+                     lpips: Any = None, generator: str = "", progress: bool = True) -> dict:
     """Invert with ``G`` (the base) and draw the codes with each ``(label, generator)`` of ``targets``."""
     from .imaging import make_grid, save_image
 
@@ -117,7 +118,7 @@ def translate_to_dir(G: Any, targets: Sequence[tuple[str, Any]], inputs: Sequenc
 
         raise ConfigError("translate needs at least one target (--domain or --adapted)")
     cfg = config or InvertConfig()
-    out, paths, images, result, report = _invert_into(G, inputs, out, cfg, clip, progress, generator)
+    out, paths, images, result, report = _invert_into(G, inputs, out, cfg, clip, progress, generator, lpips)
     drawn = []
     for label, T in targets:
         folder = out / _slug(label)
