@@ -22,8 +22,10 @@ from pathlib import Path
 from nada.files import atomic_write_text
 
 CASE = r"""
-import json, resource, sys, time, torch
+import json, sys, time, torch
 args = json.loads(sys.argv[1])
+sys.path.insert(0, args["bench_dir"])
+from bench_common import Meter, random_vit_b32
 torch.set_num_threads(args["threads"])
 torch.manual_seed(0)
 from nada.guidance.guidance import Guidance
@@ -34,14 +36,7 @@ from nada.adapt.engine import Adapter
 from nada.adapt.layers import select_rows_adaptive
 
 dev = torch.device(args["device"])
-cuda = dev.type == "cuda"
-def sync():
-    if cuda: torch.cuda.synchronize()
-def peak_mib():
-    if cuda: return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-sys.path.insert(0, args["bench_dir"])
-from random_clip import random_vit_b32
+meter = Meter(dev)
 clip = random_vit_b32(dev)
 G = Generator(GeneratorConfig(args["resolution"])).to(dev)
 k = args["k"]
@@ -50,20 +45,20 @@ acfg = AdaptConfig(generator="random", iters=10**6, batch=args["batch"], layers=
                    guidance=GuidanceConfig(clip=["random"], source_text="photo", target_text="sketch", use_templates=False))
 run = Adapter(acfg, None, generator=G, guidance=Guidance(acfg.guidance, clips=[clip], device=dev), progress=False)
 run.train_step()  # warm-up
-sync()
-if cuda: torch.cuda.reset_peak_memory_stats()
+meter.sync()
+meter.reset()
 times = []
 for _ in range(args["iters"]):
-    t = time.perf_counter(); run.train_step(); sync(); times.append(time.perf_counter() - t)
-peak_step = peak_mib()
+    t = time.perf_counter(); run.train_step(); meter.sync(); times.append(time.perf_counter() - t)
+peak_step = meter.peak_mib()
 ws = run.latents(args["select_batch"], 0.0)
 t = time.perf_counter()
 select_rows_adaptive(run.G_train, ws, run.guidance.global_loss, k, 1, chunk=args["select_chunk"] or None)
-sync()
+meter.sync()
 t_select = time.perf_counter() - t
 print(json.dumps({"sec_per_step": sum(times) / len(times), "sec_select": t_select,
-                  "peak_mem_mib_step": peak_step, "peak_mem_mib_with_select": peak_mib(),
-                  "peak_mem_kind": "cuda max allocated" if cuda else "process peak RSS (includes CLIP and generator weights)"}))
+                  "peak_mem_mib_step": peak_step, "peak_mem_mib_with_select": meter.peak_mib(),
+                  "peak_mem_kind": meter.kind}))
 """
 
 

@@ -25,12 +25,12 @@ from nada.files import atomic_write_text
 PARAMS = ("finetune", "modulation", "stylespace")
 
 CASE = r"""
-import json, resource, sys, time, torch
+import json, sys, time, torch
 args = json.loads(sys.argv[1])
+sys.path.insert(0, args["bench_dir"])
+from bench_common import Meter, random_vit_b32
 torch.set_num_threads(args["threads"])
 torch.manual_seed(0)
-sys.path.insert(0, args["bench_dir"])
-from random_clip import random_vit_b32
 from nada.guidance.guidance import Guidance
 from nada.guidance.config import GuidanceConfig
 from nada.generators.stylegan2 import Generator, GeneratorConfig
@@ -38,12 +38,7 @@ from nada.adapt.config import AdaptConfig
 from nada.adapt.engine import Adapter
 
 dev = torch.device(args["device"])
-cuda = dev.type == "cuda"
-def sync():
-    if cuda: torch.cuda.synchronize()
-def peak_mib():
-    if cuda: return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+meter = Meter(dev)
 clip = random_vit_b32(dev)
 G = Generator(GeneratorConfig(args["resolution"])).to(dev)
 acfg = AdaptConfig(generator="random", param=args["param"], iters=10**6, batch=args["batch"], layers="all",
@@ -52,14 +47,14 @@ acfg = AdaptConfig(generator="random", param=args["param"], iters=10**6, batch=a
 run = Adapter(acfg, None, generator=G, guidance=Guidance(acfg.guidance, clips=[clip], device=dev), progress=False)
 trainable = sum(p.numel() for p in run.param.parameters() if p.requires_grad)
 run.train_step()  # warm-up (Adam's moments allocated)
-sync()
-if cuda: torch.cuda.reset_peak_memory_stats()
+meter.sync()
+meter.reset()
 times = []
 for _ in range(args["iters"]):
-    t = time.perf_counter(); run.train_step(); sync(); times.append(time.perf_counter() - t)
+    t = time.perf_counter(); run.train_step(); meter.sync(); times.append(time.perf_counter() - t)
 print(json.dumps({"sec_per_step": sum(times) / len(times), "sec_per_step_min": min(times),
-                  "peak_mem_mib": peak_mib(), "trainable_params": trainable,
-                  "peak_mem_kind": "cuda max allocated" if cuda else "process peak RSS (includes CLIP and generator weights)"}))
+                  "peak_mem_mib": meter.peak_mib(), "trainable_params": trainable,
+                  "peak_mem_kind": meter.kind}))
 """
 
 

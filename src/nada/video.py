@@ -51,7 +51,9 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
 def walk_codes(G: Any, seeds: Sequence[int], t: float, space: str = "z", truncation: float = 1.0) -> torch.Tensor:
     """The walk's W+ code (1, num_ws, w_dim) at progress ``t``: seeds in turn, back to the first."""
     device = G.w_avg.device
-    zs = torch.stack([torch.randn(G.z_dim, generator=torch.Generator().manual_seed(s)) for s in seeds]).to(device)
+    from .generators.latents import seed_latents
+
+    zs = seed_latents(G.z_dim, seeds).to(device)
     if len(seeds) == 1:
         with torch.no_grad():
             return G.mapping(zs, truncation_psi=truncation)
@@ -224,7 +226,10 @@ def parse_panel(spec: str, G: Any, device: Any = None) -> tuple[str, Any, str]:
             return Path(path).parent.name or Path(path).stem, d, "domain"
     from .generators.checkpoints import load_generator
 
+    from .generators.latents import latent_space_mismatch
+
     A = load_generator(spec, device=device).eval().requires_grad_(False)
-    if (A.num_ws, A.w_dim, A.resolution) != (G.num_ws, G.w_dim, G.resolution):
-        raise VideoError(f"--panel {spec}: not the base's latent space (num_ws, w_dim, resolution differ)")
+    mismatch = latent_space_mismatch(A, G)
+    if mismatch:
+        raise VideoError(f"--panel {spec}: {mismatch}")
     return (Path(spec).parent.name or Path(spec).stem) if os.path.isfile(spec) else spec, A, "generator"

@@ -5,7 +5,7 @@ import torch
 
 from .stylegan2 import Generator
 
-__all__ = ["style_mixed_ws"]
+__all__ = ["latent_space_mismatch", "seed_latents", "style_mixed_ws"]
 
 
 def style_mixed_ws(G: Generator, z: torch.Tensor, prob: float, gen: torch.Generator,
@@ -21,3 +21,16 @@ def style_mixed_ws(G: Generator, z: torch.Tensor, prob: float, gen: torch.Genera
         ws2 = G.mapping(z[1], truncation_psi=truncation_psi)
         ws = torch.cat([ws[:, :cut], ws2[:, cut:]], dim=1)
     return ws
+
+
+def seed_latents(z_dim: int, seeds: "list[int] | tuple[int, ...]") -> torch.Tensor:
+    """Z codes (N, z_dim) on the CPU, code ``i`` drawn from its own seed ``seeds[i]`` (as ``nada sample`` draws them)."""
+    return torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
+
+
+def latent_space_mismatch(A: Generator, G: Generator) -> str | None:
+    """None when ``A`` reads ``G``'s codes (same num_ws, w_dim and resolution), else a phrase saying how they differ."""
+    if (A.num_ws, A.w_dim, A.resolution) == (G.num_ws, G.w_dim, G.resolution):
+        return None
+    return (f"its latent space (num_ws {A.num_ws}, w_dim {A.w_dim}, {A.resolution} px) is not the base's "
+            f"(num_ws {G.num_ws}, w_dim {G.w_dim}, {G.resolution} px)")

@@ -1,5 +1,6 @@
-"""A ViT-B/32-sized CLIP with random weights (the benchmarks' stand-in for the real one: same
-shapes, same cost) and a word tokenizer over a few words."""
+"""What the benchmarks' subprocess cases share: a ViT-B/32-sized CLIP with random weights (the stand-in
+for the real one: same shapes, same cost, a word tokenizer over a few words) and a device meter (time
+synchronisation and peak memory)."""
 from __future__ import annotations
 
 import torch
@@ -25,3 +26,26 @@ def random_vit_b32(device: torch.device | str = "cpu", words: list[str] = WORDS,
         torch.manual_seed(seed)
         model = CLIPModel(cfg).eval()
     return ClipModel(model, tok, ImagePreprocessing.default(224), name="random-ViT-B/32").to(device)
+
+
+class Meter:
+    """Synchronise and read peak memory on a device (CUDA: max allocated; CPU: the process's peak RSS)."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = torch.device(device).type == "cuda"
+        self.kind = "cuda max allocated" if self.cuda else "process peak RSS (includes CLIP and generator weights)"
+
+    def sync(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+
+    def reset(self) -> None:
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+
+    def peak_mib(self) -> float:
+        if self.cuda:
+            return torch.cuda.max_memory_allocated() / 2**20
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
