@@ -236,8 +236,9 @@ def add_adapt_command(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_adapt)
 
 
-def _flag_options(args: argparse.Namespace) -> dict:
-    return {key[2:]: value for key, value in vars(args).items() if key.startswith(("a.", "g."))}
+def _flag_options(args: argparse.Namespace, prefixes: tuple[str, ...] = ("a.", "g.")) -> dict:
+    """The config options the user typed, from the flags of :func:`_add_option_flags` with these dest prefixes."""
+    return {key[2:]: value for key, value in vars(args).items() if key.startswith(prefixes)}
 
 
 def adapt_config_from_args(args: argparse.Namespace):
@@ -404,7 +405,7 @@ def _add_invert_flags(p: argparse.ArgumentParser) -> None:
 def _invert_config(args: argparse.Namespace):
     from .inversion import InvertConfig
 
-    return InvertConfig(**{key[2:]: value for key, value in vars(args).items() if key.startswith("i.")})
+    return InvertConfig(**_flag_options(args, ("i.",)))
 
 
 def _distance_lpips(args: argparse.Namespace, device):
@@ -477,6 +478,7 @@ def run_translate(args: argparse.Namespace) -> int:
     from ._io import check_output_dir
     from .domains.domain import apply_domains, load_domains
     from .generators.checkpoints import load_generator
+    from .generators.latents import latent_space_mismatch
     from .translation import translate_to_dir
 
     if not args.domain and not args.adapted:
@@ -495,9 +497,9 @@ def run_translate(args: argparse.Namespace) -> int:
                         apply_domains(G, [(domain, strength)], allow_other_base=args.allow_other_base)))
     for path in args.adapted:
         A = load_generator(path, device=device).eval().requires_grad_(False)
-        if (A.num_ws, A.w_dim, A.resolution) != (G.num_ws, G.w_dim, G.resolution):
-            raise UsageError(f"--adapted {path}: its latent space (num_ws {A.num_ws}, w_dim {A.w_dim}, {A.resolution} px) "
-                             f"is not the base's (num_ws {G.num_ws}, w_dim {G.w_dim}, {G.resolution} px)")
+        mismatch = latent_space_mismatch(A, G)
+        if mismatch:
+            raise UsageError(f"--adapted {path}: {mismatch}")
         targets.append((Path(path).parent.name or Path(path).stem, A))
     targets = [(label, _with_mapper(T, args)) for label, T in targets]
     report = translate_to_dir(G, targets, args.images, args.out, cfg, clip=_distance_clip(args, device),
@@ -585,7 +587,9 @@ def run_edit(args: argparse.Namespace) -> int:
         seeds = _int_list(args.seeds, "--seeds")
         _check_seed_range(min(seeds), 1)
         _check_seed_range(max(seeds), 1)
-        z = torch.stack([torch.randn(G.z_dim, generator=torch.Generator().manual_seed(s)) for s in seeds]).to(device)
+        from .generators.latents import seed_latents
+
+        z = seed_latents(G.z_dim, seeds).to(device)
         with torch.no_grad():
             ws = G.mapping(z, truncation_psi=args.truncation).cpu()
         names = [str(s) for s in seeds]
@@ -728,20 +732,14 @@ def add_mapper_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_mapper(args: argparse.Namespace) -> int:
-    import json
-
-    import torch
-    import yaml
-
-    from ._io import atomic_write_text, check_output_dir, prepare_output_dir
+    from ._io import check_output_dir
     from .adapt.api import make_config
     from .generators.checkpoints import load_generator
     from .guidance.guidance import Guidance
-    from .imaging import save_grid
-    from .mapper import MapperConfig, save_mapper, train_mapper
+    from .mapper import MapperConfig, mapper_to_dir
 
-    cfg = MapperConfig(**{k[2:]: v for k, v in vars(args).items() if k.startswith("m.")})
-    gflags = {k[2:]: v for k, v in vars(args).items() if k.startswith("g.")}
+    cfg = MapperConfig(**_flag_options(args, ("m.",)))
+    gflags = _flag_options(args, ("g.",))
     preset_name = args.generator if not args.generator.endswith((".pt", ".pkl", ".safetensors")) else None
     gcfg = make_config(generator=preset_name, **gflags)[0].guidance
     if gcfg.target_text is None:
@@ -749,22 +747,8 @@ def run_mapper(args: argparse.Namespace) -> int:
     check_output_dir(args.out, "--out")
     device = check_device(args.device)
     G = _with_domains(load_generator(args.generator, device=device).eval().requires_grad_(False), args)
-    guidance = Guidance(gcfg, device=device)
-    mapper, history = train_mapper(G, guidance, cfg, progress=not args.no_progress)
-    prepare_output_dir(args.out, "--out")
-    save_mapper(f"{args.out}/mapper.safetensors", mapper, multiplier=cfg.multiplier,
-                meta={"generator": args.generator, "source_text": str(guidance.source_text),
-                      "target_text": str(gcfg.target_text), "clips": json.dumps(list(gcfg.clip))})
-    z = torch.randn(8, G.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 12345)).to(device)
-    with torch.no_grad():
-        ws = G.mapping(z, 0.7)
-        before = G.synthesis(ws, noise_mode="const")
-        after = G.synthesis(ws + cfg.multiplier * mapper(ws), noise_mode="const")
-    save_grid(torch.cat([before, after]).float().cpu().clamp(-1, 1), f"{args.out}/final.png", nrow=8)
-    atomic_write_text(f"{args.out}/metrics.json", json.dumps({"steps": len(history), "history": history}, indent=1))
-    atomic_write_text(f"{args.out}/config.yaml", yaml.safe_dump(
-        {"generator": args.generator, "domains": args.domain, "mapper": cfg.__dict__, "guidance": gcfg.to_dict()},
-        sort_keys=False))
+    history = mapper_to_dir(G, Guidance(gcfg, device=device), args.out, cfg, generator=args.generator,
+                            domains=args.domain, progress=not args.no_progress)
     print(f"wrote {args.out}/mapper.safetensors, final.png, metrics.json ({len(history)} steps, "
           f"{history[-1]['time_s']:.0f} s)")
     return 0

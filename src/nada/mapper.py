@@ -31,7 +31,8 @@ from torch import nn
 from .errors import NadaError
 from .options import check_fields, number, option
 
-__all__ = ["LevelsMapper", "MappedGenerator", "MapperConfig", "MapperError", "load_mapper", "save_mapper", "train_mapper"]
+__all__ = ["LevelsMapper", "MappedGenerator", "MapperConfig", "MapperError", "load_mapper", "mapper_to_dir", "save_mapper",
+           "train_mapper"]
 
 FORMAT_NAME = "nada-mapper"
 LEVELS = ("coarse", "medium", "fine")
@@ -196,6 +197,35 @@ def train_mapper(G: Any, guidance: Any, config: MapperConfig | None = None, *, p
         if bar is not None:
             bar.close()
     return mapper.eval().requires_grad_(False), history
+
+
+def mapper_to_dir(G: Any, guidance: Any, out: str | os.PathLike, config: MapperConfig | None = None, *,
+                  generator: str = "", domains: Sequence[str] = (), progress: bool = True) -> list[dict[str, float]]:
+    """Train a mapper (:func:`train_mapper`) and write ``out``: ``mapper.safetensors``, ``final.png`` (eight codes
+    before, over after), ``metrics.json`` (the loss history) and ``config.yaml``. Returns the history."""
+    import yaml
+
+    from ._io import atomic_write_text, prepare_output_dir
+    from .imaging import save_grid
+
+    cfg = config or MapperConfig()
+    mapper, history = train_mapper(G, guidance, cfg, progress=progress)
+    prepare_output_dir(out, "--out")
+    gcfg = guidance.config
+    save_mapper(Path(out) / "mapper.safetensors", mapper, multiplier=cfg.multiplier,
+                meta={"generator": generator, "source_text": str(guidance.source_text),
+                      "target_text": str(gcfg.target_text), "clips": json.dumps(list(gcfg.clip))})
+    z = torch.randn(8, G.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 12345)).to(G.w_avg.device)
+    with torch.no_grad():
+        ws = G.mapping(z, 0.7)
+        before = G.synthesis(ws, noise_mode="const")
+        after = G.synthesis(ws + cfg.multiplier * mapper(ws), noise_mode="const")
+    save_grid(torch.cat([before, after]).float().cpu().clamp(-1, 1), Path(out) / "final.png", nrow=8)
+    atomic_write_text(Path(out) / "metrics.json", json.dumps({"steps": len(history), "history": history}, indent=1))
+    atomic_write_text(Path(out) / "config.yaml", yaml.safe_dump(
+        {"generator": generator, "domains": list(domains), "mapper": cfg.__dict__, "guidance": gcfg.to_dict()},
+        sort_keys=False))
+    return history
 
 
 def save_mapper(path: str | os.PathLike, mapper: LevelsMapper, *, multiplier: float, meta: dict[str, str] | None = None) -> Path:
