@@ -116,3 +116,44 @@ class RaiseAt:
         if self.calls == self.at:
             raise self.exc
         return self.inner.loss(a, b, **kwargs)
+
+
+# strictly increasing as IR-SE50's (every stage but the first opens with a conv shortcut); the last is w_dim
+TINY_ENCODER_WIDTHS = (16, 20, 24)
+
+
+def make_tiny_encoder(G, kind: str = "e4e", seed: int = 0, input_size: int = 64):
+    """A random e4e/pSp encoder with the papers' key layout, narrow, for ``G``'s num_ws and w_dim; batch-norm
+    statistics and PReLU slopes are randomised so that every tensor matters."""
+    from nada.encoder import StyleEncoder
+
+    convs = ((4,) * 3 + (5,) * 4 + (6,) * 11)[:G.num_ws]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        E = StyleEncoder(kind, widths=(*TINY_ENCODER_WIDTHS, G.w_dim), style_dim=G.w_dim, style_convs=convs, input_size=input_size)
+        for name, t in E.state_dict().items():
+            if name.endswith("running_mean") or name.endswith(".bias"):
+                t.normal_(0, 0.1)
+            elif name.endswith("running_var"):
+                t.uniform_(0.5, 1.5)
+            elif t.ndim == 1 and t.is_floating_point():  # batch-norm gains and PReLU slopes
+                t.uniform_(0.1, 1.0)
+            elif t.ndim == 4 and t.shape[-1] == 3:  # He-scaled convs keep the activations of order one
+                t.normal_(0, (2.0 / t[0].numel()) ** 0.5)
+    return E.eval()
+
+
+def save_encoder_checkpoint(path, E, G=None, *, opts=None, latent_avg=None, zip_format: bool = True):
+    """``E`` (and ``G`` as ``decoder.*``) in the e4e/pSp checkpoint layout ``{state_dict, opts, latent_avg}``."""
+    from nada.encoder import ENCODER_KINDS
+
+    sd = {f"encoder.{k}": v for k, v in E.state_dict().items()}
+    if G is not None:
+        sd.update({f"decoder.{k}": v for k, v in G.state_dict().items()})
+    obj = {"state_dict": sd,
+           "opts": {"encoder_type": ENCODER_KINDS[E.kind], "start_from_latent_avg": latent_avg is not None,
+                    "stylegan_size": getattr(G, "resolution", 1024)} if opts is None else opts}
+    if latent_avg is not None:
+        obj["latent_avg"] = latent_avg
+    torch.save(obj, path, _use_new_zipfile_serialization=zip_format)
+    return path

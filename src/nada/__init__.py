@@ -48,6 +48,8 @@ _API = {
     "apply_direction": "nada.editing",
     "edit_grid": "nada.editing",
     "load_lpips": "nada.lpips",
+    "load_encoder": "nada.encoder",
+    "StyleEncoder": "nada.encoder",
     "render_video": "nada.video",
     "write_video": "nada.video",
 }

@@ -389,6 +389,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _add_invert_flags(p: argparse.ArgumentParser) -> None:
+    from .encoder import ENCODER_KINDS
     from .inversion import InvertConfig
 
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR", help="image files, or folders of them")
@@ -397,6 +398,9 @@ def _add_invert_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lpips-vgg", metavar="FILE", help="ImageNet VGG16 weights (the model zoo's vgg16-*.pth) for LPIPS")
     p.add_argument("--lpips-lin", metavar="FILE", help="the LPIPS linear layers (the lpips package's vgg.pth); with "
                                                        "--lpips-vgg, LPIPS-VGG joins the distance (--lambda-lpips)")
+    p.add_argument("--encoder", metavar="FILE", help="an e4e or pSp checkpoint (e4e_ffhq_encode.pt): codes from the "
+                                                    "encoder, refined by --refine-steps, instead of the W/W+ optimisation")
+    p.add_argument("--encoder-type", choices=sorted(ENCODER_KINDS), help="e4e or psp, when the checkpoint's opts do not say")
     p.add_argument("--device", default="auto", help="torch device: auto (CUDA when available, else CPU), cpu, cuda, cuda:N (default auto)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_option_flags(p.add_argument_group("inversion"), InvertConfig, "i.")
@@ -418,6 +422,16 @@ def _distance_lpips(args: argparse.Namespace, device):
     return load_lpips(args.lpips_vgg, args.lpips_lin, device=device)
 
 
+def _inversion_encoder(args: argparse.Namespace, device):
+    if args.encoder is None:
+        if args.encoder_type is not None:
+            raise UsageError("--encoder-type needs --encoder")
+        return None
+    from .encoder import load_encoder
+
+    return load_encoder(args.encoder, kind=args.encoder_type, device=device)
+
+
 def _distance_clip(args: argparse.Namespace, device):
     if args.clip is None:
         return None
@@ -430,10 +444,11 @@ def add_invert_command(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "invert", help="find the W+ codes of real images",
         description="Optimise one W+ code per image so that the generator redraws it (W first, then W+, as NVIDIA's "
-                    "projector). Writes latents.safetensors, reconstructions/, grid.png (inputs over reconstructions) "
+                    "projector), or take them from an e4e/pSp encoder (--encoder) and refine them (--refine-steps). Writes latents.safetensors, reconstructions/, grid.png (inputs over reconstructions) "
                     "and report.json. Images are resized (shorter side) and centre-cropped to the generator's "
                     "resolution; face models expect aligned faces (docs/real-images.md).")
-    p.add_argument("--generator", required=True, metavar="PATH_OR_NAME", help="checkpoint file or generator name")
+    p.add_argument("--generator", metavar="PATH_OR_NAME",
+                   help="checkpoint file or generator name (default with --encoder: the generator in its checkpoint)")
     _add_domain_flags(p)
     _add_invert_flags(p)
     p.set_defaults(func=run_invert)
@@ -444,12 +459,17 @@ def run_invert(args: argparse.Namespace) -> int:
     from .generators.checkpoints import load_generator
     from .translation import invert_to_dir
 
+    if args.generator is None and args.encoder is None:
+        raise UsageError("give --generator (or --encoder with an e4e/pSp checkpoint, whose generator is then used)")
     cfg = _invert_config(args)
     check_output_dir(args.out, "--out")
     device = check_device(args.device)
-    G = _with_domains(load_generator(args.generator, device=device).eval().requires_grad_(False), args)
+    encoder = _inversion_encoder(args, device)
+    generator = args.generator or args.encoder
+    G = _with_domains(load_generator(generator, device=device).eval().requires_grad_(False), args)
     report = invert_to_dir(G, args.images, args.out, cfg, clip=_distance_clip(args, device),
-                           lpips=_distance_lpips(args, device), generator=args.generator, progress=not args.no_progress)
+                           lpips=_distance_lpips(args, device), encoder=encoder, generator=generator,
+                           progress=not args.no_progress)
     worst = max(report["images"], key=lambda r: r["distance"])
     print(f"wrote {args.out}/latents.safetensors, reconstructions/, grid.png, report.json ({report['n']} images, "
           f"{report['seconds_per_image']:.2f} s each; largest distance {worst['distance']:.4f} for {worst['name']})")
@@ -503,7 +523,8 @@ def run_translate(args: argparse.Namespace) -> int:
         targets.append((Path(path).parent.name or Path(path).stem, A))
     targets = [(label, _with_mapper(T, args)) for label, T in targets]
     report = translate_to_dir(G, targets, args.images, args.out, cfg, clip=_distance_clip(args, device),
-                              lpips=_distance_lpips(args, device), generator=args.generator, progress=not args.no_progress)
+                              lpips=_distance_lpips(args, device), encoder=_inversion_encoder(args, device),
+                              generator=args.generator, progress=not args.no_progress)
     print(f"wrote {args.out}: one row per image ({report['n']}), folders {', '.join(t['folder'] for t in report['targets'])}, "
           f"latents.safetensors, report.json ({report['seconds_per_image']:.2f} s per image to invert)")
     return 0

@@ -18,6 +18,9 @@ scales (the image, then average-pooled by 2, 4, ...), plus, when a CLIP is given
 CLIP image embeddings, plus LPIPS-VGG when the user has its weights (:mod:`nada.lpips`). Every image is optimised independently (its loss touches only its own code),
 so the batch size changes speed, not results.
 
+With an encoder (:mod:`nada.encoder`: e4e or pSp checkpoints) the codes come from one pass of the
+encoder instead, optionally refined by ``refine_steps`` W+ steps from there (no code noise).
+
 Images are read as RGB, resized so the shorter side is the generator's resolution, and centre-cropped
 (:func:`load_images`). Face generators (FFHQ) expect faces aligned as in their training data: align
 your photos first (docs/real-images.md).
@@ -84,6 +87,10 @@ class InvertConfig:
     w_avg_samples: int = option(10_000, check=number(integer=True, lo=2, hi=1_000_000),
                                 help="mapping samples estimating W's mean and spread")
     seed: int = option(0, check=number(integer=True, lo=0, hi=2**63 - 1), help="seed of the code noise")
+    refine_steps: int = option(0, check=number(integer=True, lo=0, hi=MAX_STEPS),
+                               help="with an encoder: W+ steps refining its codes (0: the encoder's codes as they are)")
+    refine_lr: float = option(0.01, check=number(integer=False, lo=0, lo_open=True, hi=10),
+                              help="with an encoder: peak learning rate of the refinement")
 
     def __post_init__(self) -> None:
         message = check_fields(self)
@@ -243,13 +250,24 @@ class InversionResult:
 
 
 def invert(G: Any, images: torch.Tensor, config: InvertConfig | None = None, *, clip: Any = None, lpips: Any = None,
-           progress: bool = True, callback: Callable[[int, int], None] | None = None, **options: Any) -> InversionResult:
+           encoder: Any = None, progress: bool = True, callback: Callable[[int, int], None] | None = None,
+           **options: Any) -> InversionResult:
     """W+ codes reproducing ``images`` (N, 3, R, R) in [-1, 1] with ``G`` (a generator or a generator with
     domains applied). ``options`` are :class:`InvertConfig` fields; ``lpips``: an LPIPS network
-    (:func:`nada.lpips.load_lpips`) joining the distance. The generator is not changed."""
+    (:func:`nada.lpips.load_lpips`) joining the distance. With an ``encoder`` (:func:`nada.load_encoder`:
+    e4e or pSp) the codes are the encoder's, refined by ``refine_steps`` W+ steps; the W and W+ phases
+    are not run. The generator is not changed."""
     cfg = config if config is not None else InvertConfig(**options)
     if config is not None and options:
         cfg = InvertConfig(**{**cfg.__dict__, **options})
+    if encoder is not None:
+        from .encoder import check_encoder_fits
+
+        mismatch = check_encoder_fits(encoder, G)
+        if mismatch:
+            raise InversionError(mismatch)
+    elif cfg.refine_steps:
+        raise InversionError("refine_steps refines an encoder's codes: give an encoder (--encoder) or use w_steps/wplus_steps")
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
         raise InversionError(f"images must be (N, 3, H, W), got {tuple(getattr(images, 'shape', ()))}")
     res = G.resolution if hasattr(G, "resolution") else G.img_resolution
@@ -261,7 +279,7 @@ def invert(G: Any, images: torch.Tensor, config: InvertConfig | None = None, *, 
     w_mean, w_std = w_statistics(G, cfg.w_avg_samples)
     n = images.shape[0]
     gen = torch.Generator().manual_seed(cfg.seed)
-    steps_total = cfg.w_steps + cfg.wplus_steps
+    steps_total = cfg.refine_steps if encoder is not None else cfg.w_steps + cfg.wplus_steps
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -274,7 +292,11 @@ def invert(G: Any, images: torch.Tensor, config: InvertConfig | None = None, *, 
             target = images[lo:lo + cfg.batch].to(device, torch.float32)
             distance = ImageDistance(target, cfg.pixel_scales, clip, cfg.lambda_clip,
                                      lpips.to(device) if lpips is not None else None, cfg.lambda_lpips)
-            ws, noise, d = _invert_batch(G, target, distance, cfg, w_mean.to(device), w_std, gen, bar, history, lo)
+            start = None
+            if encoder is not None:
+                with torch.no_grad():
+                    start = encoder(target.to(next(encoder.parameters()).device)).to(device, torch.float32)
+            ws, noise, d = _invert_batch(G, target, distance, cfg, w_mean.to(device), w_std, gen, bar, history, lo, start)
             out_ws.append(ws.detach().cpu())
             with torch.no_grad():
                 recon = G.synthesis(ws, noise=noise) if noise is not None else G.synthesis(ws, noise_mode="const")
@@ -291,7 +313,8 @@ def invert(G: Any, images: torch.Tensor, config: InvertConfig | None = None, *, 
     return InversionResult(torch.cat(out_ws), torch.cat(out_images), torch.cat(out_dist), noise_maps, history)
 
 
-def _invert_batch(G, target, distance, cfg, w_mean, w_std, gen, bar, history, offset):
+def _invert_batch(G, target, distance, cfg, w_mean, w_std, gen, bar, history, offset, start=None):
+    """One batch's codes: W then W+ from ``w_mean``, or (``start``: an encoder's codes) the refinement only."""
     n = target.shape[0]
     num_ws = G.num_ws
     noise = None
@@ -299,10 +322,12 @@ def _invert_batch(G, target, distance, cfg, w_mean, w_std, gen, bar, history, of
         noise = [torch.randn(n, 1, *b.shape[-2:], generator=gen).to(target.device).requires_grad_(True)
                  for b in G.noise_buffers()]
     w = w_mean.expand(n, -1).clone()
-    ws = None
-    for phase, steps in (("w", cfg.w_steps), ("wplus", cfg.wplus_steps)):
+    ws = start
+    phases = (("refine", cfg.refine_steps),) if start is not None else (("w", cfg.w_steps), ("wplus", cfg.wplus_steps))
+    for phase, steps in phases:
         if steps == 0:
             continue
+        peak = cfg.refine_lr if phase == "refine" else cfg.lr
         code = (w.clone() if phase == "w" else (ws if ws is not None else w[:, None].expand(-1, num_ws, -1)).clone())
         code.requires_grad_(True)
         params = [code] + (noise or [])
@@ -310,8 +335,9 @@ def _invert_batch(G, target, distance, cfg, w_mean, w_std, gen, bar, history, of
         for step in range(steps):
             t = step / steps
             for group in opt.param_groups:
-                group["lr"] = learning_rate(t, cfg)
-            scale = w_std * cfg.w_noise * max(0.0, 1.0 - t / cfg.noise_ramp) ** 2
+                group["lr"] = learning_rate(t, cfg) * peak / cfg.lr
+            # no code noise when refining: the encoder's code is already near the answer
+            scale = 0.0 if phase == "refine" else w_std * cfg.w_noise * max(0.0, 1.0 - t / cfg.noise_ramp) ** 2
             jitter = torch.randn(code.shape, generator=gen).to(code) * scale
             noisy = code + jitter
             full = noisy[:, None].expand(-1, num_ws, -1) if phase == "w" else noisy

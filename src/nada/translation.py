@@ -47,19 +47,21 @@ def draw(G: Any, ws: torch.Tensor, batch: int = 8, noise: list[torch.Tensor] | N
     return torch.cat(out)
 
 
-def _run_inversion(G, inputs, cfg, clip, progress, lpips=None):
+def _run_inversion(G, inputs, cfg, clip, progress, lpips=None, encoder=None):
     paths = list_images(inputs)
     images = load_images(paths, G.resolution)
     t0 = time.perf_counter()
-    result = invert(G, images, cfg, clip=clip, lpips=lpips, progress=progress)
+    result = invert(G, images, cfg, clip=clip, lpips=lpips, encoder=encoder, progress=progress)
     seconds = time.perf_counter() - t0
     return paths, images, result, seconds
 
 
-def _report(paths, images, result: InversionResult, seconds: float, cfg: InvertConfig, generator: str) -> dict:
+def _report(paths, images, result: InversionResult, seconds: float, cfg: InvertConfig, generator: str,
+            encoder: Any = None) -> dict:
     mse = (result.images.clamp(-1, 1) - images).pow(2).flatten(1).mean(1)
     return {
         "generator": generator, "n": len(paths), "seconds": round(seconds, 3),
+        "encoder": None if encoder is None else {"kind": encoder.kind, "file": getattr(encoder, "source", "")},
         "seconds_per_image": round(seconds / max(1, len(paths)), 4), "config": cfg.__dict__,
         "images": [{"name": p.stem, "file": str(p), "distance": float(d), "pixel_mse": float(m)}
                    for p, d, m in zip(paths, result.distances, mse)],
@@ -83,22 +85,24 @@ def _write_common(out: Path, paths, images, result, report, generator: str, fing
     atomic_write_text(out / "report.json", json.dumps(report, indent=1) + "\n")
 
 
-def _invert_into(G, inputs, out, cfg, clip, progress, generator, lpips=None):
+def _invert_into(G, inputs, out, cfg, clip, progress, generator, lpips=None, encoder=None):
     """Check ``out``, invert, create ``out``: (out, paths, images, result, report); nothing is written on bad input."""
     from ._io import check_output_dir, prepare_output_dir
 
     check_output_dir(out, "--out")
-    paths, images, result, seconds = _run_inversion(G, inputs, cfg, clip, progress, lpips)
+    paths, images, result, seconds = _run_inversion(G, inputs, cfg, clip, progress, lpips, encoder)
     out = Path(out)
     prepare_output_dir(out, "--out")
-    return out, paths, images, result, _report(paths, images, result, seconds, cfg, generator)
+    return out, paths, images, result, _report(paths, images, result, seconds, cfg, generator, encoder)
 
 
 def invert_to_dir(G: Any, inputs: Sequence[str | os.PathLike], out: str | os.PathLike, config: InvertConfig | None = None,
-                  *, clip: Any = None, lpips: Any = None, generator: str = "", progress: bool = True) -> dict:
-    """Invert the images named by ``inputs`` (files or folders) with ``G``; write the results to ``out``."""
+                  *, clip: Any = None, lpips: Any = None, encoder: Any = None, generator: str = "",
+                  progress: bool = True) -> dict:
+    """Invert the images named by ``inputs`` (files or folders) with ``G`` (by optimisation, or with an
+    e4e/pSp ``encoder`` and optional refinement); write the results to ``out``."""
     out, paths, images, result, report = _invert_into(G, inputs, out, config or InvertConfig(), clip, progress, generator,
-                                                      lpips)
+                                                      lpips, encoder)
     _write_common(out, paths, images, result, report, generator, _fingerprint(G))
     return report
 
@@ -109,7 +113,7 @@ def _slug(label: str) -> str:
 
 def translate_to_dir(G: Any, targets: Sequence[tuple[str, Any]], inputs: Sequence[str | os.PathLike],
                      out: str | os.PathLike, config: InvertConfig | None = None, *, clip: Any = None,
-                     lpips: Any = None, generator: str = "", progress: bool = True) -> dict:
+                     lpips: Any = None, encoder: Any = None, generator: str = "", progress: bool = True) -> dict:
     """Invert with ``G`` (the base) and draw the codes with each ``(label, generator)`` of ``targets``."""
     from .imaging import make_grid, save_image
 
@@ -118,7 +122,7 @@ def translate_to_dir(G: Any, targets: Sequence[tuple[str, Any]], inputs: Sequenc
 
         raise ConfigError("translate needs at least one target (--domain or --adapted)")
     cfg = config or InvertConfig()
-    out, paths, images, result, report = _invert_into(G, inputs, out, cfg, clip, progress, generator, lpips)
+    out, paths, images, result, report = _invert_into(G, inputs, out, cfg, clip, progress, generator, lpips, encoder)
     drawn = []
     for label, T in targets:
         folder = out / _slug(label)

@@ -106,3 +106,52 @@ def test_bad_input_is_one_line_and_writes_nothing(base, photos, tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert err.startswith("nada: error:") and len(err.splitlines()) == 1 and message in err
     assert not out.exists()
+
+
+@pytest.fixture
+def e4e_checkpoint(tmp_path):
+    from fixtures import make_tiny_encoder, save_encoder_checkpoint
+
+    G = make_tiny_generator()
+    E = make_tiny_encoder(G, "e4e", input_size=256)
+    avg = G.mean_w().reshape(1, -1).repeat(G.num_ws, 1)
+    return save_encoder_checkpoint(tmp_path / "e4e.pt", E, G, latent_avg=avg), E, avg
+
+
+def test_invert_with_an_e4e_checkpoint_alone_uses_its_generator(e4e_checkpoint, photos, tmp_path):
+    path, E, avg = e4e_checkpoint
+    out = tmp_path / "inv"
+    assert main(["invert", str(photos), "--encoder", str(path), "--out", str(out), "--no-progress",
+                 "--w-avg-samples", "100"]) == 0
+    G = make_tiny_generator()
+    ws, names = load_latents(out / "latents.safetensors", G)
+    from nada.inversion import list_images, load_images
+
+    images = load_images(list_images([photos]), G.resolution)
+    with torch.no_grad():
+        torch.testing.assert_close(ws, E(images) + avg)  # no refinement asked: the encoder's codes
+    report = json.loads((out / "report.json").read_text())
+    assert report["encoder"]["kind"] == "e4e" and report["generator"] == str(path)
+    refined = tmp_path / "refined"
+    assert main(["translate", str(photos), "--generator", str(path), "--adapted", str(path), "--encoder", str(path),
+                 "--refine-steps", "5", "--out", str(refined), "--no-progress", "--w-avg-samples", "100"]) == 0
+    better = json.loads((refined / "report.json").read_text())["images"]
+    assert all(b["distance"] < a["distance"] for a, b in zip(report["images"], better))
+
+
+@pytest.mark.parametrize("extra, message", [
+    ([], "give --generator"),
+    (["--encoder-type", "psp", "--generator", "{base}"], "--encoder-type needs --encoder"),
+    (["--encoder", "{other}", "--generator", "{base}"], "the encoder gives 8 codes of 32 values; this generator takes 6"),
+    (["--encoder", "{base}", "--generator", "{base}"], "expected a torch.save file"),
+    (["--generator", "{base}", "--refine-steps", "3"], "refine_steps refines an encoder"),
+])
+def test_encoder_misuse_is_one_line_and_writes_nothing(e4e_checkpoint, base, photos, tmp_path, capsys, extra, message):
+    small = tmp_path / "small.safetensors"
+    save_generator(make_tiny_generator(resolution=16), small)
+    extra = [e.format(other=e4e_checkpoint[0], base=small if "{other}" in " ".join(extra) else base) for e in extra]
+    out = tmp_path / "out"
+    assert main(["invert", str(photos), "--out", str(out), *FAST, *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("nada: error:") and len(err.splitlines()) == 1 and message in err, err
+    assert not out.exists()

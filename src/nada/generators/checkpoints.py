@@ -5,6 +5,8 @@ Formats read (detected from the file's first bytes, not its extension):
 * rosinality / StyleGAN-NADA ``.pt`` (``torch.save``, zip or legacy): ``{"g_ema": state_dict,
   "latent_avg": w_avg, "args": Namespace, ...}``, ``"g"`` when there is no ``"g_ema"``, or a bare
   state dict. The architecture is inferred from tensor shapes.
+* e4e / pSp encoder checkpoints (``{"state_dict": {"encoder.*", "decoder.*"}, "latent_avg", "opts"}``):
+  the ``decoder.*`` generator, in rosinality's layout.
 * NVIDIA stylegan2-ada-pytorch / stylegan3-repo StyleGAN2 ``.pkl`` (``"G_ema"`` pickled with
   ``torch_utils.persistence``): rebuilt as tensors plus a tree of names, never as code.
 * NVIDIA TensorFlow StyleGAN2 ``.pkl`` (``(G, D, Gs)`` of ``dnnlib.tflib.network.Network``).
@@ -338,6 +340,13 @@ def _generator_from_object(obj: Any) -> Generator:
         for key in ("g_ema", "g"):
             if isinstance(obj.get(key), dict):
                 return generator_from_state_dict(obj[key], w_avg=_latent_avg(obj), args=obj.get("args"))
+        state = obj.get("state_dict")
+        if isinstance(state, dict) and any(isinstance(k, str) and k.startswith("decoder.") for k in state):
+            # an e4e / pSp checkpoint: the generator its encoder was trained for, latent_avg's rows all the mean w
+            avg = _latent_avg(obj)
+            return generator_from_state_dict({k[len("decoder."):]: v for k, v in state.items()
+                                              if isinstance(k, str) and k.startswith("decoder.")},
+                                             w_avg=avg.reshape(-1, avg.shape[-1])[0] if avg is not None and avg.ndim else None)
         if any(isinstance(k, str) and k.endswith("style.1.weight") for k in obj):
             return generator_from_state_dict(obj)
     raise _LayoutError(
