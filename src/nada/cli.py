@@ -586,12 +586,9 @@ def add_edit_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_edit(args: argparse.Namespace) -> int:
-    import json
-
-    from ._io import atomic_write_text, check_output_dir, prepare_output_dir
-    from .editing import edit_grid, parse_direction
+    from ._io import check_output_dir
+    from .editing import edit_to_dir
     from .generators.checkpoints import load_generator
-    from .imaging import save_grid
 
     strengths = _float_list(args.strengths, "--strengths")
     layers = _int_list(args.layers, "--layers") if args.layers else None
@@ -603,25 +600,15 @@ def run_edit(args: argparse.Namespace) -> int:
 
         ws, names = load_latents(args.latents, G)
     else:
-        import torch
+        from .generators.latents import seed_codes
 
         seeds = _int_list(args.seeds, "--seeds")
         _check_seed_range(min(seeds), 1)
         _check_seed_range(max(seeds), 1)
-        from .generators.latents import seed_latents
-
-        z = seed_latents(G.z_dim, seeds).to(device)
-        with torch.no_grad():
-            ws = G.mapping(z, truncation_psi=args.truncation).cpu()
-        names = [str(s) for s in seeds]
-    direction, what = parse_direction(args.direction, G, layers=layers)
-    images = edit_grid(G, ws, direction, strengths, layers)
-    prepare_output_dir(args.out, "--out")
-    save_grid(images.flatten(0, 1).clamp(-1, 1), f"{args.out}/grid.png", nrow=len(strengths))
-    atomic_write_text(f"{args.out}/report.json", json.dumps({
-        "generator": args.generator, "domains": args.domain, "direction": args.direction, "description": what,
-        "strengths": strengths, "layers": layers, "rows": names}, indent=1) + "\n")
-    print(f"wrote {args.out}/grid.png: {len(names)} codes x {len(strengths)} strengths along {what}")
+        ws, names = seed_codes(G, seeds, args.truncation), [str(s) for s in seeds]
+    report = edit_to_dir(G, ws, names, args.direction, strengths, args.out, layers=layers,
+                         report={"generator": args.generator, "domains": args.domain})
+    print(f"wrote {args.out}/grid.png: {len(names)} codes x {len(strengths)} strengths along {report['description']}")
     return 0
 
 

@@ -24,8 +24,8 @@ import torch
 
 from .errors import NadaError
 
-__all__ = ["EditError", "apply_direction", "edit_grid", "fit_boundary", "ganspace_directions", "load_boundary",
-           "parse_direction", "sefa_directions"]
+__all__ = ["EditError", "apply_direction", "edit_grid", "edit_to_dir", "fit_boundary", "ganspace_directions",
+           "load_boundary", "parse_direction", "sefa_directions"]
 
 
 class EditError(NadaError, ValueError):
@@ -165,3 +165,27 @@ def edit_grid(G: Any, ws: torch.Tensor, direction: torch.Tensor, strengths: Sequ
                 for lo in range(0, len(edited), batch)]
         out.append(torch.cat(imgs))
     return torch.stack(out, dim=1)
+
+
+def edit_to_dir(G: Any, ws: torch.Tensor, names: Sequence[str], direction: str, strengths: Sequence[float],
+                out: str | os.PathLike, *, layers: Sequence[int] | None = None, report: dict | None = None) -> dict:
+    """Edit the codes ``ws`` along ``direction`` (a :func:`parse_direction` spec) at each strength, draw them
+    with ``G`` and write ``out/grid.png`` (a row per code, a column per strength) and ``out/report.json``
+    (``report``'s entries first). Nothing is written when the direction or the folder is refused."""
+    import json
+
+    from ._io import atomic_write_text, check_output_dir, prepare_output_dir
+    from .imaging import save_grid
+
+    check_output_dir(out, "--out")
+    if len(names) != len(ws):
+        raise EditError(f"{len(names)} names for {len(ws)} codes")
+    vector, what = parse_direction(direction, G, layers=layers)
+    images = edit_grid(G, ws, vector, strengths, layers)
+    out = Path(out)
+    prepare_output_dir(out, "--out")
+    save_grid(images.flatten(0, 1).clamp(-1, 1), out / "grid.png", nrow=len(strengths))
+    summary = {**(report or {}), "direction": direction, "description": what, "strengths": list(strengths),
+               "layers": None if layers is None else list(layers), "rows": list(names)}
+    atomic_write_text(out / "report.json", json.dumps(summary, indent=1) + "\n")
+    return summary

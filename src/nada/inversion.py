@@ -83,6 +83,9 @@ class InvertConfig:
                                 help="weight of the CLIP image-embedding distance (needs --clip)")
     lambda_lpips: float = option(1.0, check=number(integer=False, lo=0),
                                  help="weight of LPIPS-VGG (used only when its weights are given: --lpips-vgg, --lpips-lin)")
+    wplus_spread: float = option(0.0, check=number(integer=False, lo=0),
+                                 help="weight of a penalty on the W+ rows' spread around their mean (in units of "
+                                      "W's variance): keeps codes near W, where adapted generators behave as on samples")
     batch: int = option(8, check=number(integer=True, lo=1, hi=4096), help="images optimised together")
     w_avg_samples: int = option(10_000, check=number(integer=True, lo=2, hi=1_000_000),
                                 help="mapping samples estimating W's mean and spread")
@@ -226,6 +229,11 @@ def noise_penalty(maps: Sequence[torch.Tensor]) -> torch.Tensor:
     return total
 
 
+def wplus_spread(ws: torch.Tensor, w_std: float) -> torch.Tensor:
+    """Per code (N,): mean squared distance of its W+ rows from their mean, over W's variance ``w_std**2``."""
+    return (ws - ws.mean(1, keepdim=True)).pow(2).sum(2).mean(1) / (w_std ** 2)
+
+
 @torch.no_grad()
 def w_statistics(G: Any, samples: int, seed: int = 123) -> tuple[torch.Tensor, float]:
     """Mean of W (w_dim,) and the root mean squared distance from it, from ``samples`` mapping draws."""
@@ -344,6 +352,8 @@ def _invert_batch(G, target, distance, cfg, w_mean, w_std, gen, bar, history, of
             images = G.synthesis(full, noise=noise) if noise is not None else G.synthesis(full, noise_mode="const")
             per_image = distance(images)
             loss = per_image.sum()
+            if phase != "w" and cfg.wplus_spread > 0:
+                loss = loss + cfg.wplus_spread * wplus_spread(code, w_std).sum()
             if noise is not None and cfg.noise_regularize > 0:
                 loss = loss + cfg.noise_regularize * noise_penalty(noise).sum()
             opt.zero_grad(set_to_none=True)

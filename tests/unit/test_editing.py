@@ -110,3 +110,24 @@ def test_cli_edit_writes_a_grid_and_refuses_bad_input(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err
         assert not (tmp_path / "no").exists()
+
+
+def test_edit_to_dir_writes_the_grid_of_edit_grid_and_a_report_and_nothing_on_a_bad_direction(tmp_path):
+    from nada.editing import edit_to_dir
+    from nada.generators.latents import seed_codes
+    from nada.imaging import load_image
+
+    G = make_tiny_generator().requires_grad_(False)
+    ws = seed_codes(G, [4, 9])
+    out = tmp_path / "edit"
+    report = edit_to_dir(G, ws, ["a", "b"], "sefa:1", [-2.0, 0.0], out, layers=[0, 1], report={"generator": "tiny"})
+    assert json.loads((out / "report.json").read_text()) == report
+    assert report["generator"] == "tiny" and report["rows"] == ["a", "b"] and report["layers"] == [0, 1]
+    grid = load_image(out / "grid.png")
+    direction, _ = parse_direction("sefa:1", G, layers=[0, 1])
+    want = edit_grid(G, ws, direction, [-2.0, 0.0], [0, 1]).clamp(-1, 1)
+    assert grid.shape[-2:] == (2 * 32 + 3 * 2, 2 * 32 + 3 * 2)  # two by two tiles with a 2 px border
+    assert (grid[:, 2:34, 2:34] - want[0, 0]).abs().max() < 2 / 255 + 1e-6
+    with pytest.raises(EditError):
+        edit_to_dir(G, ws, ["a", "b"], "sefa:99", [1.0], tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()

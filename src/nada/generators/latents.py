@@ -5,7 +5,7 @@ import torch
 
 from .stylegan2 import Generator
 
-__all__ = ["latent_space_mismatch", "seed_latents", "style_mixed_ws"]
+__all__ = ["latent_space_mismatch", "seed_codes", "seed_latents", "style_mixed_ws"]
 
 
 def style_mixed_ws(G: Generator, z: torch.Tensor, prob: float, gen: torch.Generator,
@@ -26,6 +26,13 @@ def style_mixed_ws(G: Generator, z: torch.Tensor, prob: float, gen: torch.Genera
 def seed_latents(z_dim: int, seeds: "list[int] | tuple[int, ...]") -> torch.Tensor:
     """Z codes (N, z_dim) on the CPU, code ``i`` drawn from its own seed ``seeds[i]`` (as ``nada sample`` draws them)."""
     return torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
+
+
+@torch.no_grad()
+def seed_codes(G: Generator, seeds: "list[int] | tuple[int, ...]", truncation_psi: float = 1.0) -> torch.Tensor:
+    """W+ codes (N, num_ws, w_dim) on the CPU: ``G``'s mapping of :func:`seed_latents`."""
+    z = seed_latents(G.z_dim, seeds).to(G.w_avg.device)
+    return G.mapping(z, truncation_psi=truncation_psi).cpu()
 
 
 def latent_space_mismatch(A: Generator, G: Generator) -> str | None:
