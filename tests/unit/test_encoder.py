@@ -224,3 +224,58 @@ def test_style_blocks_must_end_at_one_pixel(G):
     E = StyleEncoder("psp", widths=(16, 20, 24, G.w_dim), style_dim=G.w_dim, style_convs=(1,) * G.num_ws, input_size=64)
     with pytest.raises(EncoderError, match="not 1 x 1"):
         E.eval()(torch.zeros(1, 3, 64, 64))
+
+
+def papers_e4e_layout(rows: int = 18) -> dict[str, tuple[int, ...]]:
+    """The key names and shapes of e4e's/pSp's FFHQ encoder, enumerated from the papers' description:
+    IR-SE50 (stages of 3, 4, 14, 3 units at 64, 128, 256, 512 channels; a conv shortcut only where the width
+    changes), style blocks of 4/5/6 stride-2 convs (16/32/64 px), latlayers from 256 and 128 channels."""
+    keys: dict[str, tuple[int, ...]] = {}
+
+    def bn(prefix, c):
+        keys.update({f"{prefix}.weight": (c,), f"{prefix}.bias": (c,), f"{prefix}.running_mean": (c,),
+                     f"{prefix}.running_var": (c,), f"{prefix}.num_batches_tracked": ()})
+
+    keys["input_layer.0.weight"] = (64, 3, 3, 3)
+    bn("input_layer.1", 64)
+    keys["input_layer.2.weight"] = (64,)
+    i, c_in = 0, 64
+    for depth, units in ((64, 3), (128, 4), (256, 14), (512, 3)):
+        for _ in range(units):
+            u = f"body.{i}"
+            if c_in != depth:
+                keys[f"{u}.shortcut_layer.0.weight"] = (depth, c_in, 1, 1)
+                bn(f"{u}.shortcut_layer.1", depth)
+            bn(f"{u}.res_layer.0", c_in)
+            keys[f"{u}.res_layer.1.weight"] = (depth, c_in, 3, 3)
+            keys[f"{u}.res_layer.2.weight"] = (depth,)
+            keys[f"{u}.res_layer.3.weight"] = (depth, depth, 3, 3)
+            bn(f"{u}.res_layer.4", depth)
+            keys[f"{u}.res_layer.5.fc1.weight"] = (depth // 16, depth, 1, 1)
+            keys[f"{u}.res_layer.5.fc2.weight"] = (depth, depth // 16, 1, 1)
+            i, c_in = i + 1, depth
+    for j in range(rows):
+        for k in range(4 if j < 3 else 5 if j < 7 else 6):
+            keys[f"styles.{j}.convs.{2 * k}.weight"] = (512, 512, 3, 3)
+            keys[f"styles.{j}.convs.{2 * k}.bias"] = (512,)
+        keys[f"styles.{j}.linear.weight"] = (512, 512)
+        keys[f"styles.{j}.linear.bias"] = (512,)
+    keys.update({"latlayer1.weight": (512, 256, 1, 1), "latlayer1.bias": (512,),
+                 "latlayer2.weight": (512, 128, 1, 1), "latlayer2.bias": (512,)})
+    return keys
+
+
+@pytest.mark.parametrize("kind", ["e4e", "psp"])
+def test_full_size_encoder_has_exactly_the_papers_keys_and_shapes(kind):
+    with torch.device("meta"):
+        sd = StyleEncoder(kind).state_dict()
+    assert {k: tuple(v.shape) for k, v in sd.items()} == papers_e4e_layout(18)
+
+
+def test_architecture_is_read_back_from_the_papers_layout():
+    from nada.encoder import _architecture
+
+    sd = {k: torch.empty(shape) for k, shape in papers_e4e_layout(14).items()}  # a 256-px generator's 14 rows
+    arch = _architecture(sd)
+    assert arch == {"widths": (64, 128, 256, 512), "style_dim": 512, "style_convs": (4,) * 3 + (5,) * 4 + (6,) * 7,
+                    "se_reduction": 16}
