@@ -57,6 +57,19 @@ def _flag(name: str, v: Any) -> str | None:
     return None if isinstance(v, bool) else f"{name} must be true or false, got {v!r}"
 
 
+def _rows_spec(name: str, v: Any) -> str | None:
+    from .adapt.layers import LAYER_GROUPS
+
+    if not isinstance(v, str):
+        return f"{name} must be a row group or comma-separated row indices, got {v!r}"
+    text = v.replace(" ", "")
+    if text in LAYER_GROUPS and text != "adaptive":
+        return None
+    if text and all(t.isdigit() for t in text.split(",")):
+        return None
+    return f"{name} {v!r}: expected all, shape, texture, no-fine or comma-separated row indices like 0,1,2"
+
+
 @dataclass
 class InvertConfig:
     """Options of an inversion (``nada invert`` flags, ``nada.invert(...)`` keywords)."""
@@ -83,6 +96,9 @@ class InvertConfig:
                                 help="weight of the CLIP image-embedding distance (needs --clip)")
     lambda_lpips: float = option(1.0, check=number(integer=False, lo=0),
                                  help="weight of LPIPS-VGG (used only when its weights are given: --lpips-vgg, --lpips-lin)")
+    wplus_rows: str = option("all", check=_rows_spec,
+                             help="W+ rows the W+ (or refinement) steps move: all, shape (the coarse half), texture "
+                                  "(the fine half), no-fine, or indices like 0,1,2,3; the others keep their start")
     wplus_spread: float = option(0.0, check=number(integer=False, lo=0),
                                  help="weight of a penalty on the W+ rows' spread around their mean (in units of "
                                       "W's variance): keeps codes near W, where adapted generators behave as on samples")
@@ -283,6 +299,12 @@ def invert(G: Any, images: torch.Tensor, config: InvertConfig | None = None, *, 
         raise InversionError(f"images are {tuple(images.shape[-2:])}; this generator draws {res} x {res} (load_images resizes)")
     if not torch.isfinite(images).all():
         raise InversionError("images contain non-finite values")
+    from .adapt.layers import LayerSpecError, parse_layers
+
+    try:
+        parse_layers(cfg.wplus_rows, G.num_ws)
+    except LayerSpecError as e:
+        raise InversionError(str(e).replace("--layers", "wplus_rows")) from None
     device = G.w_avg.device
     w_mean, w_std = w_statistics(G, cfg.w_avg_samples)
     n = images.shape[0]
@@ -331,12 +353,17 @@ def _invert_batch(G, target, distance, cfg, w_mean, w_std, gen, bar, history, of
                  for b in G.noise_buffers()]
     w = w_mean.expand(n, -1).clone()
     ws = start
+    from .adapt.layers import parse_layers
+
+    free = torch.zeros(num_ws, 1, dtype=torch.bool, device=target.device)
+    free[parse_layers(cfg.wplus_rows, num_ws)] = True
     phases = (("refine", cfg.refine_steps),) if start is not None else (("w", cfg.w_steps), ("wplus", cfg.wplus_steps))
     for phase, steps in phases:
         if steps == 0:
             continue
         peak = cfg.refine_lr if phase == "refine" else cfg.lr
         code = (w.clone() if phase == "w" else (ws if ws is not None else w[:, None].expand(-1, num_ws, -1)).clone())
+        start_rows = code.detach().clone()
         code.requires_grad_(True)
         params = [code] + (noise or [])
         opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999))
@@ -348,7 +375,10 @@ def _invert_batch(G, target, distance, cfg, w_mean, w_std, gen, bar, history, of
             scale = 0.0 if phase == "refine" else w_std * cfg.w_noise * max(0.0, 1.0 - t / cfg.noise_ramp) ** 2
             jitter = torch.randn(code.shape, generator=gen).to(code) * scale
             noisy = code + jitter
-            full = noisy[:, None].expand(-1, num_ws, -1) if phase == "w" else noisy
+            if phase == "w":
+                full = noisy[:, None].expand(-1, num_ws, -1)
+            else:  # rows outside wplus_rows keep where the phase started (their gradient is zero)
+                full = torch.where(free, noisy, start_rows)
             images = G.synthesis(full, noise=noise) if noise is not None else G.synthesis(full, noise_mode="const")
             per_image = distance(images)
             loss = per_image.sum()

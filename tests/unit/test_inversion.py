@@ -167,3 +167,18 @@ def test_wplus_spread_matches_a_float64_loop_and_pulls_the_rows_together():
     held = invert(G, target, wplus_spread=10.0, **kw)
     _, w_std = w_statistics(G, 300)
     assert float(wplus_spread(held.ws, w_std)) < 0.5 * float(wplus_spread(free.ws, w_std))
+
+
+def test_wplus_rows_frees_only_the_chosen_rows_and_bad_specs_are_refused():
+    G = make_tiny_generator().eval().requires_grad_(False)
+    z = torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        target = G.synthesis(G.mapping(z), noise_mode="const")
+    r = invert(G, target, w_steps=10, wplus_steps=10, wplus_rows="0,1", w_avg_samples=200, progress=False)
+    fixed = r.ws[:, 2:]
+    assert torch.equal(fixed, fixed[:, :1].expand_as(fixed))  # the W phase's w on every other row
+    assert (r.ws[:, :2] - r.ws[:, 2:3]).abs().amax() > 1e-3  # the chosen rows moved
+    with pytest.raises(InversionError, match=r"wplus_rows: rows \[99\] out of range"):
+        invert(G, target, wplus_rows="0,99", progress=False, w_avg_samples=100)
+    with pytest.raises(InversionError, match="wplus_rows 'adaptive'"):
+        InvertConfig(wplus_rows="adaptive")
