@@ -612,6 +612,59 @@ def run_edit(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_boundary_command(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "boundary", help="fit an edit direction from your own labels",
+        description="Fit an InterFaceGAN-style boundary (logistic regression in W) to codes you labelled 0 or 1, and "
+                    "write its unit normal as a .npy for `nada edit --direction FILE.npy`. The codes are a `nada "
+                    "invert` latents file (labels name its images) or --seeds drawn by --generator (labels name the "
+                    "seeds). The labels file has one 'name,label' per line, or is a JSON object {name: 0 or 1}.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--latents", metavar="FILE", help="W+ codes: a `nada invert` latents.safetensors or a .npy array")
+    src.add_argument("--seeds", metavar="LIST", help="draw the codes from these seeds (with --generator), e.g. 0-499")
+    p.add_argument("--generator", metavar="PATH_OR_NAME", help="with --seeds: the generator whose mapping draws them")
+    p.add_argument("--truncation", type=_finite_float, default=1.0, metavar="PSI", help="truncation psi for --seeds (default 1)")
+    p.add_argument("--labels", required=True, metavar="FILE", help="name,label lines (label 0 or 1) or a JSON object")
+    p.add_argument("--per-row", action="store_true", help="fit one normal per W+ row, (num_ws, w_dim), instead of one "
+                                                         "from each code's mean row, (1, w_dim)")
+    p.add_argument("--out", required=True, metavar="FILE.npy", help="the boundary file to write")
+    p.add_argument("--device", default="auto", help="torch device (default auto)")
+    p.set_defaults(func=run_boundary)
+
+
+def run_boundary(args: argparse.Namespace) -> int:
+    from ._io import check_output_dir
+    from .editing import boundary_from_labels, read_labels, save_boundary
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".npy" or out.is_dir():
+        raise UsageError(f"--out {args.out}: give a .npy file to write the boundary to")
+    check_output_dir(out.parent if str(out.parent) else ".", "--out")
+    labels = read_labels(args.labels)
+    if args.latents:
+        if args.generator:
+            raise UsageError("--generator goes with --seeds; a latents file carries its codes")
+        from .inversion import load_latents
+
+        ws, names = load_latents(args.latents)
+    else:
+        if not args.generator:
+            raise UsageError("--seeds needs --generator (whose mapping draws the codes)")
+        from .generators.checkpoints import load_generator
+        from .generators.latents import seed_codes
+
+        seeds = _int_list(args.seeds, "--seeds")
+        _check_seed_range(min(seeds), 1)
+        _check_seed_range(max(seeds), 1)
+        G = load_generator(args.generator, device=check_device(args.device)).eval().requires_grad_(False)
+        ws, names = seed_codes(G, seeds, args.truncation), [str(x) for x in seeds]
+    normal, summary = boundary_from_labels(ws, names, labels, per_row=args.per_row)
+    save_boundary(args.out, normal)
+    print(f"wrote {args.out}: shape {tuple(normal.shape)} from {summary['codes']} codes ({summary['label_1']} labelled 1); "
+          f"one threshold along it separates {summary['separable_accuracy']:.1%} of them")
+    return 0
+
+
 # ----------------------------------------------------------------------------- nada video
 
 
@@ -772,6 +825,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_invert_command,
     add_translate_command,
     add_edit_command,
+    add_boundary_command,
     add_video_command,
     add_mapper_command,
     add_toyworld_command,

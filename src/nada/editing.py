@@ -24,8 +24,8 @@ import torch
 
 from .errors import NadaError
 
-__all__ = ["EditError", "apply_direction", "edit_grid", "edit_to_dir", "fit_boundary", "ganspace_directions",
-           "load_boundary", "parse_direction", "sefa_directions"]
+__all__ = ["EditError", "apply_direction", "boundary_from_labels", "edit_grid", "edit_to_dir", "fit_boundary",
+           "ganspace_directions", "load_boundary", "parse_direction", "read_labels", "save_boundary", "sefa_directions"]
 
 
 class EditError(NadaError, ValueError):
@@ -116,6 +116,98 @@ def fit_boundary(ws: torch.Tensor, labels: torch.Tensor, steps: int = 500, weigh
     opt.step(closure)
     normal = (w.detach() / std)  # the boundary's normal in W's own coordinates
     return (normal / normal.norm().clamp_min(1e-12)).float()
+
+
+def read_labels(path: str | os.PathLike) -> dict[str, int]:
+    """Binary labels by name from a text file: one ``name,label`` (or ``name label``, tab-separated too) per
+    line, label 0 or 1 (also false/true, no/yes); blank lines, ``#`` comments and a ``name,label`` header are
+    skipped; or a JSON object ``{"name": 0 or 1, ...}``."""
+    import json
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise EditError(f"{path}: cannot read labels ({getattr(e, 'strerror', None) or e})") from None
+    words = {"0": 0, "1": 1, "false": 0, "true": 1, "no": 0, "yes": 1}
+    labels: dict[str, int] = {}
+    if text.lstrip()[:1] in ("{", "["):
+        try:
+            raw = json.loads(text)
+        except ValueError as e:
+            raise EditError(f"{path}: not a JSON object of labels ({e})") from None
+        items = [(str(k), str(v).lower()) for k, v in raw.items()] if isinstance(raw, dict) else None
+        if items is None:
+            raise EditError(f"{path}: expected a JSON object {{name: 0 or 1}}")
+    else:
+        items = []
+        for line in text.splitlines():
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            parts = [t.strip() for t in line.replace("\t", ",").replace(" ", ",").split(",") if t.strip()]
+            if len(parts) != 2:
+                raise EditError(f"{path}: expected lines 'name,label'; found {line[:60]!r}")
+            items.append((parts[0], parts[1].lower()))
+        header = items and items[0][1] not in words and not items[0][1].lstrip("+-").replace(".", "", 1).isdigit()
+        if header:  # e.g. "name,label"
+            items = items[1:]
+    for name, value in items:
+        if value not in words:
+            raise EditError(f"{path}: label of {name!r} is {value!r}; labels are 0 or 1")
+        if name in labels:
+            raise EditError(f"{path}: {name!r} is labelled twice")
+        labels[name] = words[value]
+    if not labels:
+        raise EditError(f"{path}: no labels")
+    return labels
+
+
+def boundary_from_labels(ws: torch.Tensor, names: Sequence[str], labels: dict[str, int], *,
+                         per_row: bool = False) -> tuple[torch.Tensor, dict]:
+    """A boundary fitted to the labelled codes among ``ws`` (N, num_ws, w_dim) named ``names``: (1, w_dim)
+    from each code's mean row (InterFaceGAN fits in W), or with ``per_row`` one normal per row (num_ws,
+    w_dim). Also returns a summary (counts, training accuracy). Unlabelled codes are left out; a label
+    naming no code is refused."""
+    index = {n: i for i, n in enumerate(names)}
+    unknown = [n for n in labels if n not in index]
+    if unknown:
+        raise EditError(f"labels name codes that are not in the latents: {', '.join(unknown[:3])}"
+                        f"{' ...' if len(unknown) > 3 else ''}")
+    chosen = [index[n] for n in labels]
+    y = torch.tensor([labels[n] for n in labels], dtype=torch.long)
+    if y.min() == y.max():
+        raise EditError(f"all {len(y)} labels are {int(y[0])}: a boundary needs both classes")
+    codes = ws[chosen].double()
+    inputs = [codes.mean(1)] if not per_row else [codes[:, r] for r in range(codes.shape[1])]
+    normals = torch.stack([fit_boundary(x, y) for x in inputs])
+    scores = torch.stack([(x.float() - x.float().mean(0)) @ n for x, n in zip(inputs, normals)]).mean(0)
+    # the accuracy of the best threshold along the (mean) normal: how separable the labels are in W
+    ys = y[torch.argsort(scores)].float()
+    zeros_below = torch.cat([torch.zeros(1), torch.cumsum(1 - ys, 0)])  # cut k: below it read as 0
+    ones_above = ys.sum() - torch.cat([torch.zeros(1), torch.cumsum(ys, 0)])
+    accuracy = float((zeros_below + ones_above).max() / len(y))
+    summary = {"codes": len(y), "label_1": int(y.sum()), "label_0": int((y == 0).sum()),
+               "shape": list(normals.shape), "separable_accuracy": round(accuracy, 4)}
+    return normals.float(), summary
+
+
+def save_boundary(path: str | os.PathLike, normal: torch.Tensor) -> Path:
+    """A boundary as a plain float32 ``.npy`` (no pickles), written atomically."""
+    import io
+
+    import numpy as np
+
+    from ._io import atomic_write_bytes
+
+    path = Path(path)
+    if path.suffix.lower() != ".npy":
+        raise EditError(f"{path}: a boundary file ends in .npy")
+    buf = io.BytesIO()
+    np.save(buf, normal.detach().cpu().float().numpy(), allow_pickle=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
 
 
 def parse_direction(spec: str, G: Any, *, layers: Sequence[int] | None = None, samples: int = 10_000,

@@ -131,3 +131,71 @@ def test_edit_to_dir_writes_the_grid_of_edit_grid_and_a_report_and_nothing_on_a_
     with pytest.raises(EditError):
         edit_to_dir(G, ws, ["a", "b"], "sefa:99", [1.0], tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+
+
+def test_read_labels_takes_csv_whitespace_and_json_and_refuses_what_is_not_binary(tmp_path):
+    from nada.editing import read_labels
+
+    (tmp_path / "a.csv").write_text("name,label\n# a comment\nr000, 1\nr001,0\n\nr002\tyes\n")
+    assert read_labels(tmp_path / "a.csv") == {"r000": 1, "r001": 0, "r002": 1}
+    (tmp_path / "b.json").write_text('{"7": 0, "8": true}')
+    assert read_labels(tmp_path / "b.json") == {"7": 0, "8": 1}
+    for text, message in (("r0,2\n", "labels are 0 or 1"), ("r0,1\nr0,0\n", "labelled twice"), ("r0 1 x\n", "name,label"),
+                          ("", "no labels"), ("[1, 0]", "JSON object")):
+        (tmp_path / "bad.txt").write_text(text)
+        with pytest.raises(EditError, match=message):
+            read_labels(tmp_path / "bad.txt")
+
+
+def test_boundary_from_labels_recovers_a_planted_direction():
+    from nada.editing import boundary_from_labels
+
+    gen = torch.Generator().manual_seed(0)
+    ws = torch.randn(300, 4, 16, generator=gen)
+    truth = torch.zeros(16)
+    truth[3], truth[7] = 0.6, -0.8
+    names = [f"c{i}" for i in range(300)]
+    labels = {n: int(float(ws[i].mean(0) @ truth) > 0) for i, n in enumerate(names) if i % 3}  # a third unlabelled
+    normal, summary = boundary_from_labels(ws, names, labels)
+    assert normal.shape == (1, 16) and abs(float(normal.norm()) - 1) < 1e-5
+    assert float(normal[0] @ truth) > 0.95  # points towards label 1, along the planted direction
+    assert summary["codes"] == 200 and summary["separable_accuracy"] > 0.97
+    rows, _ = boundary_from_labels(ws, names, labels, per_row=True)
+    assert rows.shape == (4, 16) and (rows @ truth > 0.5).all()
+    with pytest.raises(EditError, match="not in the latents: zz"):
+        boundary_from_labels(ws, names, {"zz": 1, "c1": 0})
+    with pytest.raises(EditError, match="both classes"):
+        boundary_from_labels(ws, names, {"c1": 1, "c2": 1})
+
+
+def test_cli_boundary_writes_a_npy_edit_reads_and_refuses_bad_input(tmp_path, capsys):
+    from nada import save_generator
+    from nada.cli import main
+    from nada.generators.latents import seed_codes
+
+    G = make_tiny_generator()
+    base = tmp_path / "g.safetensors"
+    save_generator(G, base)
+    ws = seed_codes(G, list(range(300)))
+    sefa, _ = sefa_directions(G, k=1)
+    lines = [f"{i},{int(float(ws[i].mean(0) @ sefa[0]) > float((ws.mean(1) @ sefa[0]).median()))}" for i in range(300)]
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "dirs" / "b.npy"
+    assert main(["boundary", "--generator", str(base), "--seeds", "0-299", "--labels", str(tmp_path / "labels.csv"),
+                 "--out", str(out)]) == 0
+    assert "300 codes" in capsys.readouterr().out
+    normal = load_boundary(out, G)
+    assert normal.shape == (G.num_ws, G.w_dim) and float(normal[0] @ sefa[0]) > 0.8
+    assert main(["edit", "--generator", str(base), "--seeds", "0", "--direction", str(out), "--out",
+                 str(tmp_path / "edit")]) == 0
+    for bad, message in ((["--seeds", "0-299"], "--seeds needs --generator"),
+                         (["--seeds", "0-2", "--generator", str(base)], "not in the latents"),
+                         (["--seeds", "0-299", "--generator", str(base), "--out", str(tmp_path / "x.txt")], ".npy file")):
+        argv = ["boundary", "--labels", str(tmp_path / "labels.csv"), "--out", str(tmp_path / "no.npy"), *bad]
+        if "--out" in bad:
+            argv = argv[:3] + argv[5:]
+        capsys.readouterr()
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+        assert not (tmp_path / "no.npy").exists() and not (tmp_path / "x.txt").exists()
