@@ -314,7 +314,10 @@ def invert(G: Any, images: torch.Tensor, config: InvertConfig | None = None, *, 
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=steps_total * math.ceil(n / cfg.batch), desc="invert", unit="step", dynamic_ncols=True)
+        if steps_total:
+            bar = tqdm(total=steps_total * math.ceil(n / cfg.batch), desc="invert", unit="step", dynamic_ncols=True)
+        else:  # an encoder alone: one pass per batch, counted in images
+            bar = tqdm(total=n, desc="encode", unit="image", dynamic_ncols=True)
     out_ws, out_images, out_dist, out_noise = [], [], [], []
     history: list[dict[str, float]] = []
     try:
@@ -327,6 +330,8 @@ def invert(G: Any, images: torch.Tensor, config: InvertConfig | None = None, *, 
                 with torch.no_grad():
                     start = encoder(target.to(next(encoder.parameters()).device)).to(device, torch.float32)
             ws, noise, d = _invert_batch(G, target, distance, cfg, w_mean.to(device), w_std, gen, bar, history, lo, start)
+            if bar is not None and not steps_total:
+                bar.update(len(target))
             out_ws.append(ws.detach().cpu())
             with torch.no_grad():
                 recon = G.synthesis(ws, noise=noise) if noise is not None else G.synthesis(ws, noise_mode="const")
