@@ -47,6 +47,8 @@ _API = {
     "parse_direction": "nada.editing",
     "apply_direction": "nada.editing",
     "edit_grid": "nada.editing",
+    "edit_to_dir": "nada.editing",
+    "boundary_from_labels": "nada.editing",
     "load_lpips": "nada.lpips",
     "load_encoder": "nada.encoder",
     "StyleEncoder": "nada.encoder",
