@@ -2,9 +2,9 @@
 partly; a latent mapper trained on that generator towards "square" should raise the judge's square rate.
 
     nada adapt --source circle --target square --iters ITERS --out W/partial        (the preset otherwise)
-    nada mapper --generator W/partial/generator.safetensors --source circle --target square \
-        --clip toyworld-clip-p16 --clip toyworld-clip-p8 --no-use-templates \
-        --source-group circle,square,triangle,star --source-group red,green,blue,yellow,purple,orange --out W/mapper
+    nada mapper --generator W/partial/generator.safetensors --source circle --target square --out W/mapper
+
+(the adapted file names its base, toy, whose preset gives the CLIPs, source groups and mapper options)
 
 then the judge on 256 samples (seed 0) of the partial generator with and without the mapper, against
 the base's samples on the same latents (shape = square; colour kept).
@@ -23,10 +23,6 @@ from pathlib import Path
 import torch
 
 from nada.files import atomic_write_text
-
-WORLD = ["--clip", "toyworld-clip-p16", "--clip", "toyworld-clip-p8", "--no-use-templates", "--clip-augment", "4",
-         "--source-group", "circle,square,triangle,star", "--source-group", "red,green,blue,yellow,purple,orange"]
-
 
 def nada(args: list[str], env: dict) -> None:
     proc = subprocess.run([sys.executable, "-m", "nada.cli", *args], env=env, capture_output=True, text=True)
@@ -49,7 +45,7 @@ def main() -> int:
         nada(["adapt", "--source", "circle", "--target", "square", "--iters", str(args.partial_iters), "--out",
               str(partial), "--overwrite", "--no-progress"], env)
     nada(["mapper", "--generator", str(partial / "generator.safetensors"), "--source", "circle", "--target", "square",
-          *WORLD, "--out", str(mapper_dir), "--no-progress", *args.mapper_args.split()], env)
+          "--out", str(mapper_dir), "--no-progress", *args.mapper_args.split()], env)
     torch.set_num_threads(args.threads)
     from nada.generators.checkpoints import load_generator
     from nada.mapper import MappedGenerator, load_mapper

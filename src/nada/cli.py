@@ -788,7 +788,8 @@ def add_mapper_command(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="torch device (default auto)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_option_flags(p.add_argument_group("mapper"), MapperConfig, "m.")
-    _add_option_flags(p.add_argument_group("guidance (as nada adapt; the generator's preset applies)"), GuidanceConfig, "g.")
+    _add_option_flags(p.add_argument_group("guidance (as nada adapt; the preset of the generator, or of the base an adapted "
+                                           "generator names, applies)"), GuidanceConfig, "g.")
     p.set_defaults(func=run_mapper)
 
 
@@ -797,12 +798,12 @@ def run_mapper(args: argparse.Namespace) -> int:
     from .adapt.api import make_config
     from .generators.checkpoints import load_generator
     from .guidance.guidance import Guidance
-    from .mapper import MapperConfig, mapper_to_dir
+    from .mapper import mapper_config, mapper_to_dir
+    from .generators.checkpoints import preset_name_for
 
-    cfg = MapperConfig(**_flag_options(args, ("m.",)))
+    cfg = mapper_config(args.generator, **_flag_options(args, ("m.",)))
     gflags = _flag_options(args, ("g.",))
-    preset_name = args.generator if not args.generator.endswith((".pt", ".pkl", ".safetensors")) else None
-    gcfg = make_config(generator=preset_name, **gflags)[0].guidance
+    gcfg = make_config(generator=preset_name_for(args.generator), **gflags)[0].guidance
     if gcfg.target_text is None:
         raise UsageError("give --target TEXT (the region the mapper moves codes towards)")
     check_output_dir(args.out, "--out")

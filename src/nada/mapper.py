@@ -31,8 +31,8 @@ from torch import nn
 from .errors import NadaError
 from .options import check_fields, number, option
 
-__all__ = ["LevelsMapper", "MappedGenerator", "MapperConfig", "MapperError", "load_mapper", "mapper_to_dir", "save_mapper",
-           "train_mapper"]
+__all__ = ["LevelsMapper", "MappedGenerator", "MapperConfig", "MapperError", "load_mapper", "mapper_config", "mapper_to_dir",
+           "save_mapper", "train_mapper"]
 
 FORMAT_NAME = "nada-mapper"
 LEVELS = ("coarse", "medium", "fine")
@@ -114,6 +114,22 @@ class MapperConfig:
         message = check_fields(self)
         if message:
             raise MapperError(message)
+
+
+def mapper_config(generator: str | os.PathLike | None = None, **options: Any) -> MapperConfig:
+    """The mapper's options: defaults < the ``mapper`` section of ``generator``'s preset (a name's own, or
+    for an adapted file the preset of the base it names, :func:`nada.generators.checkpoints.preset_name_for`) < ``options``."""
+    from .generators.checkpoints import preset_name_for
+    from .plugins import preset
+
+    name = preset_name_for(generator) if generator is not None else None
+    section = preset(name).get("mapper", {}) if name else {}
+    if not isinstance(section, dict):
+        raise MapperError(f"the {name} preset's mapper section must map options to values")
+    unknown = sorted(set(section) - set(MapperConfig.__dataclass_fields__))
+    if unknown:
+        raise MapperError(f"the {name} preset's mapper section has unknown options: {', '.join(unknown)}")
+    return MapperConfig(**{**section, **options})
 
 
 class MappedGenerator(nn.Module):

@@ -34,6 +34,10 @@ def test_adapt_cli_end_to_end(base_file, tiny_clip_dir, tmp_path, capsys):
     assert cfg["iters"] == 3 and cfg["layers"] == "all"
     assert cfg["guidance"]["clip_augment"] == 2 and cfg["guidance"]["target_text"] == "sketch"
     assert cfg["guidance"]["clip"] == [f"{tiny_clip_dir}:1"]
+    from nada.generators.checkpoints import read_metadata
+
+    meta = read_metadata(out / "generator.safetensors")  # the lineage later commands follow to the base's preset
+    assert meta["base_generator"] == str(base_file) and meta["target"] == "sketch" and meta["source"] == cfg["guidance"]["source_text"]
     assert main(["sample", "--generator", str(out / "generator.safetensors"), "--out", str(tmp_path / "s"), "--n", "2"]) == 0
     assert (tmp_path / "s" / "grid.png").is_file()
 

@@ -91,3 +91,23 @@ def test_cli_trains_a_mapper_and_sample_uses_it(tiny_clip_dir, tmp_path, capsys)
     capsys.readouterr()
     assert main(["sample", "--generator", str(base), "--mapper", str(base), "--n", "2", "--out", str(tmp_path / "bad")]) == 2
     assert "expected a nada mapper" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_mapper_options_follow_the_preset_of_the_base_an_adapted_file_names(tmp_path):
+    from nada import save_generator
+    from nada.mapper import MapperConfig, mapper_config
+    from nada.generators.checkpoints import preset_name_for
+    from nada.plugins import preset
+
+    toy_mapper = preset("toy")["mapper"]
+    adapted = tmp_path / "adapted.safetensors"
+    save_generator(make_tiny_generator(), adapted, metadata={"base_generator": "toy"})
+    plain = tmp_path / "plain.safetensors"
+    save_generator(make_tiny_generator(), plain)
+    assert preset_name_for(adapted) == "toy" and preset_name_for(plain) is None and preset_name_for("toy") == "toy"
+    assert preset_name_for(tmp_path / "missing.safetensors") is None
+    for generator in (adapted, "toy"):
+        cfg = mapper_config(generator)
+        assert cfg.iters == toy_mapper["iters"] and cfg.lambda_offset_l2 == toy_mapper["lambda_offset_l2"]
+        assert mapper_config(generator, iters=7).iters == 7  # flags over the preset
+    assert mapper_config(plain) == MapperConfig() and mapper_config("tiny") == MapperConfig()

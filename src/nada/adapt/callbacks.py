@@ -182,7 +182,13 @@ class FinalGenerator(Callback):
         self.rundir, self.export = rundir, export_rosinality
 
     def on_finish(self, trainer: Trainer) -> None:
-        self.rundir.write_generator(trainer.param.adapted_generator(), self.export)
+        # the lineage: later commands on this file (nada mapper) take the base generator's preset
+        cfg = trainer.cfg
+        meta = {"base_generator": str(cfg.generator)}
+        for key, text in (("source", cfg.guidance.source_text), ("target", cfg.guidance.target_text)):
+            if text is not None:
+                meta[key] = text if isinstance(text, str) else " | ".join(map(str, text))
+        self.rundir.write_generator(trainer.param.adapted_generator(), self.export, metadata=meta)
 
 
 class FinalDomain(Callback):

@@ -258,6 +258,7 @@ def merge(*layers: Mapping[str, Any] | None) -> AdaptConfig:
     preset = plugins.preset(str(generator))
     # a preset may hold values for one parameterisation ("params: {stylespace: {lr: 0.5}}"): they apply
     # over that parameterisation's own defaults
+    preset.pop("mapper", None)  # the latent mapper's options (nada.mapper.mapper_config)
     per_param = preset.pop("params", None) or {}
     if not isinstance(per_param, Mapping) or not all(isinstance(v, Mapping) for v in per_param.values()):
         raise AdaptConfigError(f"the {generator} preset's params must map parameterisations to options")

@@ -133,10 +133,10 @@ class RunDir:
             remove_created_dirs(self._created)
         self._created = []
 
-    def write_generator(self, G: Any, export_rosinality: bool = False) -> None:
+    def write_generator(self, G: Any, export_rosinality: bool = False, metadata: dict[str, str] | None = None) -> None:
         from ..generators.checkpoints import save_generator
 
-        save_generator(G, self.path / "generator.safetensors")
+        save_generator(G, self.path / "generator.safetensors", metadata=metadata)
         if export_rosinality:
             from ..generators.checkpoints import export_rosinality as export
 

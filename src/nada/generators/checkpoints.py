@@ -44,6 +44,7 @@ __all__ = [
     "export_rosinality",
     "check_rosinality_exportable",
     "read_metadata",
+    "preset_name_for",
     "sniff_format",
     "generator_from_state_dict",
     "infer_rosinality_config",
@@ -243,6 +244,22 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
 
 
 # ============================================================================ format detection
+
+
+def preset_name_for(generator: str | os.PathLike) -> str | None:
+    """The name whose preset applies to ``generator``: a name itself; for a nada generator file, the
+    ``base_generator`` its metadata names (``nada adapt`` writes it) when that name has a preset; else None."""
+    text = os.fspath(generator)
+    path = Path(text).expanduser()
+    if not path.is_file():
+        return None if any(sep in text for sep in ("/", "\\")) or path.suffix in (".pt", ".pkl", ".safetensors") else text
+    from .. import plugins
+
+    try:
+        base = read_metadata(path).get("base_generator")
+    except Exception:  # not a nada .safetensors: no lineage to follow
+        return None
+    return base if base and base in plugins.registry.load().presets else None
 
 
 def sniff_format(path: str | os.PathLike) -> str:
