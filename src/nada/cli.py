@@ -548,6 +548,14 @@ def _int_list(text: str, what: str) -> list[int]:
     return out
 
 
+def _seed_list(text: str) -> list[int]:
+    """``--seeds`` (``0-7``, ``0,3,5``) -> seeds, each in the range a seed may take."""
+    seeds = _int_list(text, "--seeds")
+    _check_seed_range(min(seeds), 1)
+    _check_seed_range(max(seeds), 1)
+    return seeds
+
+
 def _float_list(text: str, what: str) -> list[float]:
     """``-3,0,3`` -> finite numbers (one line on anything else)."""
     import math
@@ -602,9 +610,7 @@ def run_edit(args: argparse.Namespace) -> int:
     else:
         from .generators.latents import seed_codes
 
-        seeds = _int_list(args.seeds, "--seeds")
-        _check_seed_range(min(seeds), 1)
-        _check_seed_range(max(seeds), 1)
+        seeds = _seed_list(args.seeds)
         ws, names = seed_codes(G, seeds, args.truncation), [str(s) for s in seeds]
     report = edit_to_dir(G, ws, names, args.direction, strengths, args.out, layers=layers,
                          report={"generator": args.generator, "domains": args.domain})
@@ -653,9 +659,7 @@ def run_boundary(args: argparse.Namespace) -> int:
         from .generators.checkpoints import load_generator
         from .generators.latents import seed_codes
 
-        seeds = _int_list(args.seeds, "--seeds")
-        _check_seed_range(min(seeds), 1)
-        _check_seed_range(max(seeds), 1)
+        seeds = _seed_list(args.seeds)
         G = load_generator(args.generator, device=check_device(args.device)).eval().requires_grad_(False)
         ws, names = seed_codes(G, seeds, args.truncation), [str(x) for x in seeds]
     normal, summary = boundary_from_labels(ws, names, labels, per_row=args.per_row)
@@ -711,9 +715,7 @@ def run_video(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {args.out}: write a .mp4 or .gif file")
     if not (0 < args.fps <= 240):
         raise UsageError(f"--fps {args.fps}: give a rate in (0, 240]")
-    seeds = _int_list(args.seeds, "--seeds")
-    for s in seeds:
-        _check_seed_range(s, 1)
+    seeds = _seed_list(args.seeds)
     strengths = _float_list(args.strengths, "--strengths")
     from ._io import check_output_dir
 
