@@ -29,9 +29,10 @@ import torch
 from nada.files import atomic_write_text
 
 
-@torch.no_grad()
 def draw(G, ws: torch.Tensor) -> torch.Tensor:
-    return torch.cat([G.synthesis(ws[i:i + 64], noise_mode="const") for i in range(0, len(ws), 64)])
+    from nada.translation import draw as draw_codes
+
+    return draw_codes(G, ws, batch=64)
 
 
 def main() -> int:

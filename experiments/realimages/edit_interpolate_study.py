@@ -33,9 +33,10 @@ def codes(G, n: int, seed: int) -> torch.Tensor:
         return G.mapping(z)
 
 
-@torch.no_grad()
 def draw(G, ws: torch.Tensor) -> torch.Tensor:
-    return torch.cat([G.synthesis(ws[i:i + 64], noise_mode="const") for i in range(0, len(ws), 64)])
+    from nada.translation import draw as draw_codes
+
+    return draw_codes(G, ws, batch=64)
 
 
 def main() -> int:
