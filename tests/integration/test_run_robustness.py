@@ -164,7 +164,10 @@ def runner(tiny_clip_dir, tmp_path):
     def start(out, mode="fresh", slow_call=0, marker=None, **kw):
         argv = [sys.executable, "-c", RUNNER, str(gen_path), str(out), mode, str(slow_call), str(marker or tmp_path / "m"),
                 str(cfg_path)]
-        return subprocess.Popen(argv, env=env, **kw)
+        # a shell without job control starts background jobs with SIGINT ignored, and children inherit it:
+        # give the child the default disposition, as a terminal would, so the test does not depend on how
+        # pytest itself was started
+        return subprocess.Popen(argv, env=env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kw)
 
     return start
 
