@@ -482,7 +482,8 @@ def add_translate_command(subparsers: argparse._SubParsersAction) -> None:
         description="Invert the images with --generator (the base), then draw the same codes with each --domain and "
                     "each --adapted generator. Writes one row per image (input, reconstruction, each target) as "
                     "<name>.png, each target's images in a folder of its own, and what `nada invert` writes.")
-    p.add_argument("--generator", required=True, metavar="PATH_OR_NAME", help="the base generator")
+    p.add_argument("--generator", metavar="PATH_OR_NAME",
+                   help="the base generator (default with --encoder: the generator in its checkpoint)")
     p.add_argument("--domain", action="append", default=[], metavar="FILE[:STRENGTH]",
                    help="a domain of the base, drawn as a target of its own; repeatable")
     p.add_argument("--text", metavar="TEXT", help="with a hypernetwork --domain: the domain to draw")
@@ -503,10 +504,14 @@ def run_translate(args: argparse.Namespace) -> int:
 
     if not args.domain and not args.adapted:
         raise UsageError("give at least one target: --domain FILE or --adapted GENERATOR")
+    if args.generator is None and args.encoder is None:
+        raise UsageError("give --generator (or --encoder with an e4e/pSp checkpoint, whose generator is then used)")
     cfg = _invert_config(args)
     check_output_dir(args.out, "--out")
     device = check_device(args.device)
-    G = load_generator(args.generator, device=device).eval().requires_grad_(False)
+    encoder = _inversion_encoder(args, device)
+    generator = args.generator or args.encoder
+    G = load_generator(generator, device=device).eval().requires_grad_(False)
     targets = []
     for spec in args.domain:
         (domain, strength), = load_domains([spec], args.text)
@@ -523,8 +528,8 @@ def run_translate(args: argparse.Namespace) -> int:
         targets.append((Path(path).parent.name or Path(path).stem, A))
     targets = [(label, _with_mapper(T, args)) for label, T in targets]
     report = translate_to_dir(G, targets, args.images, args.out, cfg, clip=_distance_clip(args, device),
-                              lpips=_distance_lpips(args, device), encoder=_inversion_encoder(args, device),
-                              generator=args.generator, progress=not args.no_progress)
+                              lpips=_distance_lpips(args, device), encoder=encoder, generator=generator,
+                              progress=not args.no_progress)
     print(f"wrote {args.out}: one row per image ({report['n']}), folders {', '.join(t['folder'] for t in report['targets'])}, "
           f"latents.safetensors, report.json ({report['seconds_per_image']:.2f} s per image to invert)")
     return 0

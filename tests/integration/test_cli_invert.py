@@ -133,7 +133,7 @@ def test_invert_with_an_e4e_checkpoint_alone_uses_its_generator(e4e_checkpoint, 
     report = json.loads((out / "report.json").read_text())
     assert report["encoder"]["kind"] == "e4e" and report["generator"] == str(path)
     refined = tmp_path / "refined"
-    assert main(["translate", str(photos), "--generator", str(path), "--adapted", str(path), "--encoder", str(path),
+    assert main(["translate", str(photos), "--adapted", str(path), "--encoder", str(path),  # the base: its decoder
                  "--refine-steps", "5", "--out", str(refined), "--no-progress", "--w-avg-samples", "100"]) == 0
     better = json.loads((refined / "report.json").read_text())["images"]
     assert all(b["distance"] < a["distance"] for a, b in zip(report["images"], better))
@@ -155,3 +155,10 @@ def test_encoder_misuse_is_one_line_and_writes_nothing(e4e_checkpoint, base, pho
     err = capsys.readouterr().err.strip()
     assert err.startswith("nada: error:") and len(err.splitlines()) == 1 and message in err, err
     assert not out.exists()
+
+
+def test_translate_without_a_generator_or_an_encoder_is_one_line(photos, tmp_path, capsys):
+    assert main(["translate", str(photos), "--adapted", str(tmp_path / "a.safetensors"), "--out", str(tmp_path / "o"),
+                 *FAST]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "give --generator" in err and not (tmp_path / "o").exists()
