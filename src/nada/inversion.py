@@ -58,16 +58,16 @@ def _flag(name: str, v: Any) -> str | None:
 
 
 def _rows_spec(name: str, v: Any) -> str | None:
-    from .adapt.layers import LAYER_GROUPS
+    from .adapt.layers import LayerSpecError, parse_layers
 
-    if not isinstance(v, str):
-        return f"{name} must be a row group or comma-separated row indices, got {v!r}"
-    text = v.replace(" ", "")
-    if text in LAYER_GROUPS and text != "adaptive":
-        return None
-    if text and all(t.isdigit() for t in text.split(",")):
-        return None
-    return f"{name} {v!r}: expected all, shape, texture, no-fine or comma-separated row indices like 0,1,2"
+    message = f"{name} {v!r}: expected all, shape, texture, no-fine or comma-separated row indices like 0,1,2"
+    if not isinstance(v, str) or v.strip() == "adaptive":
+        return message
+    try:
+        parse_layers(v, None)  # the syntax; the rows' range is checked against the generator by invert()
+    except LayerSpecError:
+        return message
+    return None
 
 
 @dataclass

@@ -42,12 +42,13 @@ def group_rows(group: str, num_ws: int) -> list[int]:
     raise LayerSpecError(f"unknown layer group {group!r}; choose from {', '.join(LAYER_GROUPS)} or a list of row indices")
 
 
-def parse_layers(spec: str | Sequence[int], num_ws: int) -> str | list[int]:
-    """``"adaptive"``, a group name, or explicit rows (``"0,1,5"`` or a list) -> mode or row list."""
+def parse_layers(spec: str | Sequence[int], num_ws: int | None) -> str | list[int]:
+    """``"adaptive"``, a group name, or explicit rows (``"0,1,5"`` or a list) -> mode or row list.
+    ``num_ws`` None checks the syntax only (a group name then comes back as it is)."""
     if isinstance(spec, str):
         s = spec.strip()
         if s in LAYER_GROUPS:
-            return s if s == "adaptive" else group_rows(s, num_ws)
+            return s if s == "adaptive" or num_ws is None else group_rows(s, num_ws)
         try:
             rows = [int(t) for t in s.replace(" ", "").split(",") if t]
         except ValueError:
@@ -56,9 +57,10 @@ def parse_layers(spec: str | Sequence[int], num_ws: int) -> str | list[int]:
         rows = [int(r) for r in spec]
     if not rows:
         raise LayerSpecError("--layers: an empty list of rows trains nothing")
-    bad = [r for r in rows if not 0 <= r < num_ws]
+    bad = [r for r in rows if r < 0 or (num_ws is not None and r >= num_ws)]
     if bad:
-        raise LayerSpecError(f"--layers: rows {bad} out of range; this generator has W+ rows 0..{num_ws - 1}")
+        have = "rows count from 0" if num_ws is None else f"this generator has W+ rows 0..{num_ws - 1}"
+        raise LayerSpecError(f"--layers: rows {bad} out of range; {have}")
     return sorted(set(rows))
 
 
