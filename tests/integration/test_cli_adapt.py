@@ -38,6 +38,7 @@ def test_adapt_cli_end_to_end(base_file, tiny_clip_dir, tmp_path, capsys):
 
     meta = read_metadata(out / "generator.safetensors")  # the lineage later commands follow to the base's preset
     assert meta["base_generator"] == str(base_file) and meta["target"] == "sketch" and meta["source"] == cfg["guidance"]["source_text"]
+    assert "preset" not in meta  # the base file has no preset to carry on
     assert main(["sample", "--generator", str(out / "generator.safetensors"), "--out", str(tmp_path / "s"), "--n", "2"]) == 0
     assert (tmp_path / "s" / "grid.png").is_file()
 
@@ -133,6 +134,27 @@ def test_builtin_preset_source_groups_and_override():
     assert g.source_group == preset("toy")["guidance"]["source_group"] and len(g.source_group) == 2
     g = adapt_config_from_args(build_parser().parse_args(base + ["--source-group", "circle,square"])).guidance
     assert g.source_group == ["circle,square"]
+
+
+def test_a_generator_adapt_wrote_takes_the_preset_of_the_base_it_names(tmp_path):
+    from nada import save_generator
+    from nada.adapt.api import make_config
+    from nada.plugins import preset
+
+    adapted = tmp_path / "run" / "generator.safetensors"
+    adapted.parent.mkdir()
+    save_generator(make_tiny_generator(), adapted, metadata={"base_generator": "toy"})
+    plain = tmp_path / "plain.safetensors"
+    save_generator(make_tiny_generator(), plain)
+    toy = preset("toy")
+    chained = tmp_path / "run2" / "generator.safetensors"  # adapted from the adapted file: the preset name carries on
+    chained.parent.mkdir()
+    save_generator(make_tiny_generator(), chained, metadata={"base_generator": str(adapted), "preset": "toy"})
+    assert make_config("a", "b", generator=str(chained))[0].iters == toy["iters"]
+    cfg, _ = make_config("sketch", "watercolor", generator=str(adapted))
+    assert cfg.generator == str(adapted)  # the file trains; only the options come from the base's preset
+    assert cfg.iters == toy["iters"] and cfg.guidance.clip == toy["guidance"]["clip"]
+    assert make_config("sketch", "watercolor", generator=str(plain), iters=5)[0].guidance.clip != toy["guidance"]["clip"]
 
 
 def test_builtin_preset_stops_when_clip_reads_the_target_and_the_flag_turns_it_off():

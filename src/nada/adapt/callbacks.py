@@ -183,8 +183,13 @@ class FinalGenerator(Callback):
 
     def on_finish(self, trainer: Trainer) -> None:
         # the lineage: later commands on this file (nada mapper) take the base generator's preset
+        from ..generators.checkpoints import preset_name_for
+
         cfg = trainer.cfg
         meta = {"base_generator": str(cfg.generator)}
+        preset = preset_name_for(str(cfg.generator))  # kept through chains of adaptations
+        if preset:
+            meta["preset"] = preset
         for key, text in (("source", cfg.guidance.source_text), ("target", cfg.guidance.target_text)):
             if text is not None:
                 meta[key] = text if isinstance(text, str) else " | ".join(map(str, text))

@@ -239,7 +239,8 @@ def merge(*layers: Mapping[str, Any] | None) -> AdaptConfig:
 
     A layer is a mapping of :class:`AdaptConfig` keys, ``guidance`` a mapping of
     :class:`GuidanceConfig` keys (or a GuidanceConfig); None layers are skipped. The generator
-    whose preset applies is the one the last layer naming one names. A ``clip`` list left
+    whose preset applies is the one the last layer naming one names (for a generator file `nada adapt`
+    wrote, the base it names). A ``clip`` list left
     empty counts as unset: the preset's CLIPs, else :data:`nada.guidance.config.DEFAULT_CLIPS`.
     """
     from .. import plugins
@@ -255,7 +256,11 @@ def merge(*layers: Mapping[str, Any] | None) -> AdaptConfig:
 
     param = next((layer["param"] for layer in reversed(layers_) if layer.get("param") is not None), "finetune")
     own = PARAM_DEFAULTS.get(param, {}) if isinstance(param, str) else {}
-    preset = plugins.preset(str(generator))
+    from ..generators.checkpoints import preset_name_for
+
+    # a generator nada adapt wrote takes the preset of the base it names (its metadata's base_generator)
+    preset_name = preset_name_for(str(generator))
+    preset = plugins.preset(preset_name) if preset_name else {}
     # a preset may hold values for one parameterisation ("params: {stylespace: {lr: 0.5}}"): they apply
     # over that parameterisation's own defaults
     preset.pop("mapper", None)  # the latent mapper's options (nada.mapper.mapper_config)

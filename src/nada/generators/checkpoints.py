@@ -248,7 +248,8 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
 
 def preset_name_for(generator: str | os.PathLike) -> str | None:
     """The name whose preset applies to ``generator``: a name itself; for a nada generator file, the
-    ``base_generator`` its metadata names (``nada adapt`` writes it) when that name has a preset; else None."""
+    ``preset`` or else the ``base_generator`` its metadata names (``nada adapt`` writes both; ``preset``
+    carries the name through chains of adaptations) when that name has a preset; else None."""
     text = os.fspath(generator)
     path = Path(text).expanduser()
     if not path.is_file():
@@ -256,9 +257,10 @@ def preset_name_for(generator: str | os.PathLike) -> str | None:
     from .. import plugins
 
     try:
-        base = read_metadata(path).get("base_generator")
+        meta = read_metadata(path)
     except Exception:  # not a nada .safetensors: no lineage to follow
         return None
+    base = meta.get("preset") or meta.get("base_generator")
     return base if base and base in plugins.registry.load().presets else None
 
 
